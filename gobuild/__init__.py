@@ -1,0 +1,1 @@
+"""gobuild: reproducible builds of Go commands from the Go module proxy."""

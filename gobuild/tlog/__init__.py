@@ -1,0 +1,1 @@
+"""Transparency log: Merkle tree, signed notes, the on-disk log and its verifying client."""

@@ -1,0 +1,148 @@
+"""The server configuration: a JSON file whose every key is optional, parsed once into a frozen dataclass."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line for the operator."""
+
+
+def _help(text: str, **kw: Any) -> Any:
+    """A dataclass field with its help text, shown by `gobuild config`."""
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a gobuild server, with its default."""
+
+    listen: str = _help("host:port of the HTTP listener", default="127.0.0.1:8000")
+    data_dir: str = _help("directory for builds, logs, caches and toolchains", default="data")
+    cache_dir: str = _help("module download and build caches; default: <data_dir>/cache", default="")
+    goproxy: str = _help(
+        "GOPROXY list for module downloads; default: the GOPROXY environment variable, "
+        "else `go env GOPROXY`; 'direct' is always dropped", default="")
+    environment: tuple[str, ...] = _help(
+        "extra KEY=VALUE added to every go command, e.g. GOSUMDB=off", default=())
+    toolchains: dict[str, str] = _help(
+        "goversion -> local GOROOT, e.g. {\"go1.26.8\": \"/usr/local/go\"}; "
+        "with none, the Go on PATH is registered under its own version", default_factory=dict)
+    max_builds: int = _help("concurrent builds; 0 means CPUs+1", default=0)
+    build_timeout: float = _help("seconds a build may run before it is killed (temporary failure)", default=900.0)
+    prepare_timeout: float = _help("seconds module download and package checks may take", default=300.0)
+    proxy_timeout: float = _help("seconds for one request to the module proxy", default=30.0)
+    threads: int = _help("waitress worker threads", default=32)
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """A copy with some keys changed (validated like the file)."""
+        return _validate(replace(self, **changes))
+
+    @property
+    def data_path(self) -> Path:
+        """data_dir as an absolute path."""
+        return Path(self.data_dir).absolute()
+
+    @property
+    def cache_path(self) -> Path:
+        """cache_dir as an absolute path."""
+        return Path(self.cache_dir).absolute() if self.cache_dir else self.data_path / "cache"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """listen split into host and port."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+_ENV_NAME_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def load(path: str | None = None, **overrides: Any) -> Config:
+    """Read the config file (if any), apply overrides, fill in derived defaults and validate."""
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            raw = json.loads(Path(path).read_text())
+        except OSError as e:
+            raise ConfigError(f"config {path}: {e.strerror}") from e
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config {path}: not valid JSON: {e}") from e
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {path}: must be a JSON object")
+    known = {f.name: f for f in fields(Config)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"config: unknown key {key!r} (known: {', '.join(sorted(known))})")
+    values = {k: _coerce(k, v, known[k].type) for k, v in raw.items()}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = Config(**values)
+    if not cfg.goproxy:
+        cfg = replace(cfg, goproxy=default_goproxy())
+    return _validate(cfg)
+
+
+def _coerce(key: str, value: Any, typename: Any) -> Any:
+    """Check a JSON value against the field's type; lists become tuples."""
+    expected = {"str": str, "int": int, "float": (int, float), "tuple[str, ...]": list,
+                "dict[str, str]": dict}[str(typename)]
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ConfigError(f"config: {key} has the wrong type ({type(value).__name__})")
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"config: {key} must be a list of strings")
+        return tuple(value)
+    if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f"config: {key} must map strings to strings")
+    return value
+
+
+def _validate(cfg: Config) -> Config:
+    """Reject values that cannot work, with a message naming the key."""
+    host, _, port = cfg.listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"config: listen {cfg.listen!r} must be host:port")
+    for kv in cfg.environment:
+        name, eq, _ = kv.partition("=")
+        if not eq or not name or not set(name) <= _ENV_NAME_CHARS:
+            raise ConfigError(f"config: environment entry {kv!r} must be KEY=VALUE")
+    if cfg.max_builds < 0 or cfg.threads < 4:
+        raise ConfigError("config: max_builds must be >= 0 and threads >= 4")
+    if cfg.build_timeout <= 0 or cfg.prepare_timeout <= 0 or cfg.proxy_timeout <= 0:
+        raise ConfigError("config: timeouts must be positive")
+    if cfg.max_builds == 0:
+        cfg = replace(cfg, max_builds=(os.cpu_count() or 1) + 1)
+    return cfg
+
+
+def default_goproxy() -> str:
+    """GOPROXY from the environment, else what the Go on PATH says."""
+    env = os.environ.get("GOPROXY", "").strip()
+    if env:
+        return env
+    go = shutil.which("go")
+    if go:
+        try:
+            out = subprocess.run([go, "env", "GOPROXY"], capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    raise ConfigError("config: no goproxy configured, GOPROXY is unset and no Go on PATH to ask")
+
+
+def example() -> dict[str, Any]:
+    """The defaults with their help texts, as written to config.example.json."""
+    out: dict[str, Any] = {}
+    for f in fields(Config):
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        out[f"_{f.name}"] = f.metadata["help"]
+        out[f.name] = list(default) if isinstance(default, tuple) else default
+    return out

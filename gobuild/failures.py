@@ -1,0 +1,88 @@
+"""Typed build errors carrying their HTTP status, and the classification of `go` failure output."""
+
+from __future__ import annotations
+
+import re
+
+
+class BuildError(Exception):
+    """Base of all errors a build request can end in; status is the HTTP status to answer with."""
+
+    status = 500
+    code = "internal"
+
+
+class NotFound(BuildError):
+    """The module, version or package does not exist."""
+
+    status = 404
+    code = "not-found"
+
+
+class UserError(BuildError):
+    """The request cannot be built as asked (not a main package, unknown Go version, ...)."""
+
+    status = 422
+    code = "unprocessable"
+
+
+class TemporaryFailure(BuildError):
+    """A remote or transient problem; nothing is stored, the next request tries again."""
+
+    status = 503
+    code = "temporary"
+
+
+class PermanentFailure(BuildError):
+    """The build itself failed; stored with its log until somebody retries."""
+
+    status = 422
+    code = "build-failed"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+# REFERENCE 3.5, in order, first match wins; plus the texts newer go commands print.
+_REASONS: list[tuple[str, tuple[str, ...]]] = [
+    ("cgo", ("requires external (cgo) linking, but cgo is not enabled",)),
+    ("module path mismatch", ("module declares its path as", "but was required as")),
+    ("version constraints conflict", (": version constraints conflict:",)),
+    ("unsupported platform", ("go: unsupported GOOS/GOARCH pair ",)),
+    ("external linker", ("loadinternal: cannot find runtime/cgo",)),
+    ("likely import of future standard library package", ("is not in GOROOT (",)),
+    ("likely import of future standard library package", ("is not in std (",)),
+    ("go.mod has replace directives", (
+        "The go.mod file for the module providing named packages contains one or",
+        "more replace directives. It must not contain directives that would cause",
+    )),
+    ("requires newer go version", ("note: module requires Go ",)),
+    ("requires newer go version", ("requires go >= ", "GOTOOLCHAIN=")),
+    ("imported module requires newer go", ("note: imported by a module that requires go",)),
+    ("build constraint excludes all go files", (": build constraints exclude all Go files in",)),
+    ("undefined symbol likely only available in newer stdlib", (": undefined: ",)),
+    ("unknown field in struct likely only available in newer stdlib", (": unknown field ",)),
+    ("invalid link reference", ("link: ", ": invalid reference to ")),
+]
+_SOURCE_LINE = re.compile(r"go/pkg/mod/.*\.go:[1-9][0-9]*:[1-9][0-9]*: ")
+
+# Output that means the network or the proxy failed, not the module: retry later, store nothing.
+_TEMPORARY = ("dial tcp", "connection refused", "i/o timeout", "TLS handshake timeout",
+              "no such host", "500 Internal Server Error", "502 Bad Gateway",
+              "503 Service Unavailable", "504 Gateway Timeout", "connection reset by peer")
+
+
+def classify(output: str) -> str:
+    """The reason a build failed, from the go command's output; "unknown" if none matches."""
+    for reason, needles in _REASONS:
+        if all(n in output for n in needles):
+            return reason
+    if _SOURCE_LINE.search(output):
+        return "error on go source line"
+    return "unknown"
+
+
+def is_temporary(output: str) -> bool:
+    """Whether a failure came from the network or the proxy rather than from the module."""
+    return any(n in output for n in _TEMPORARY)

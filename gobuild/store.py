@@ -1,0 +1,207 @@
+"""On-disk results: content-addressed blobs, the spec → result index, stored failures; atomic writes."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from .spec import BuildSpec, sum_from_digest
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Result:
+    """A successful build: where its binary, gzipped binary and log are, and its log record."""
+
+    spec: str
+    sum: str
+    size: int
+    size_gz: int
+    binary: str  # blob names (sha256 hex)
+    binary_gz: str
+    log: str
+    created: str
+    record_number: int | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A permanent build failure, kept until somebody retries."""
+
+    spec: str
+    reason: str
+    error: str
+    log: str  # blob name
+    created: str
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in path durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """Everything a build leaves behind, under one data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = data_dir
+        self.tmp = data_dir / "tmp"
+        for d in ("blobs/sha256", "results", "failures", "tmp"):
+            (data_dir / d).mkdir(parents=True, exist_ok=True)
+
+    # Blobs ---------------------------------------------------------------
+
+    def blob_path(self, name: str) -> Path:
+        """Where the blob with this sha256 hex name lives."""
+        if len(name) != 64 or not all(c in "0123456789abcdef" for c in name):
+            raise ValueError(f"bad blob name {name!r}")
+        return self.root / "blobs" / "sha256" / name[:2] / name
+
+    def put_blob_file(self, src: BinaryIO) -> tuple[str, int]:
+        """Copy a stream into the blob store; return (name, size). Never holds it all in memory."""
+        h = hashlib.sha256()
+        size = 0
+        with self._tempfile() as (tmp, f):
+            while chunk := src.read(CHUNK):
+                h.update(chunk)
+                f.write(chunk)
+                size += len(chunk)
+            name = h.hexdigest()
+            self._publish(tmp, f, self.blob_path(name))
+        return name, size
+
+    def put_blob_gzip(self, src: BinaryIO) -> tuple[str, int]:
+        """Store the gzip of a stream (deterministic: no name or mtime in the header)."""
+        with self._tempfile() as (tmp, f):
+            with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=9) as gz:
+                shutil.copyfileobj(src, gz, CHUNK)
+            f.flush()
+            f.seek(0)
+            h = hashlib.sha256()
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+            name = h.hexdigest()
+            size = f.tell()
+            self._publish(tmp, f, self.blob_path(name))
+        return name, size
+
+    def put_blob(self, data: bytes) -> str:
+        """Store small bytes (a log) as a blob."""
+        import io
+
+        return self.put_blob_file(io.BytesIO(data))[0]
+
+    def _tempfile(self) -> Any:
+        """A temp file in data/tmp, removed unless published."""
+        return _TempFile(self.tmp)
+
+    def _publish(self, tmp: Path, f: BinaryIO, target: Path) -> None:
+        """fsync and rename a finished temp file into place (idempotent for blobs)."""
+        f.flush()
+        os.fsync(f.fileno())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
+
+    # Results and failures -------------------------------------------------
+
+    @staticmethod
+    def _key(spec: BuildSpec | str) -> str:
+        # Specs hold '/' and may be long: name files by a hash of the spec string instead.
+        return hashlib.sha256(str(spec).encode()).hexdigest()
+
+    def _index_path(self, kind: str, spec: BuildSpec | str) -> Path:
+        key = self._key(spec)
+        return self.root / kind / key[:2] / f"{key}.json"
+
+    def _write_json(self, target: Path, obj: dict[str, Any]) -> None:
+        with self._tempfile() as (tmp, f):
+            f.write(json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n")
+            self._publish(tmp, f, target)
+
+    def _read_json(self, path: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads(path.read_bytes())  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return None
+
+    def result(self, spec: BuildSpec) -> Result | None:
+        """The successful build of spec, if any."""
+        obj = self._read_json(self._index_path("results", spec))
+        return Result(**obj) if obj else None
+
+    def put_result(self, result: Result) -> None:
+        """Record a success (its blobs must already be stored) and drop any stored failure."""
+        for blob in (result.binary, result.binary_gz, result.log):
+            if not self.blob_path(blob).exists():
+                raise FileNotFoundError(f"result points at missing blob {blob}")
+        self._write_json(self._index_path("results", result.spec), asdict(result))
+        self.delete_failure(result.spec)
+
+    def failure(self, spec: BuildSpec) -> Failure | None:
+        """The stored permanent failure of spec, if any."""
+        obj = self._read_json(self._index_path("failures", spec))
+        return Failure(**obj) if obj else None
+
+    def put_failure(self, failure: Failure) -> None:
+        """Record a permanent failure (its log blob must already be stored)."""
+        self._write_json(self._index_path("failures", failure.spec), asdict(failure))
+
+    def delete_failure(self, spec: BuildSpec | str) -> bool:
+        """Forget a failure so the next request builds again; whether there was one."""
+        try:
+            self._index_path("failures", spec).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def read_blob(self, name: str) -> bytes:
+        """A small blob's bytes (logs)."""
+        return self.blob_path(name).read_bytes()
+
+
+class _TempFile:
+    """Context manager yielding (path, file) of a new temp file that is deleted if not renamed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def __enter__(self) -> tuple[Path, BinaryIO]:
+        fd, name = tempfile.mkstemp(dir=self.directory, prefix="w-")
+        self.path = Path(name)
+        self.file = os.fdopen(fd, "w+b")
+        return self.path, self.file
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def digest_file(path: Path) -> tuple[str, int]:
+    """The gobuild sum and size of a file, read in chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return sum_from_digest(h.digest()), size
+
+
+def iter_file(path: Path) -> Iterator[bytes]:
+    """A file's content in chunks."""
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk

@@ -1,0 +1,75 @@
+"""The GOOS/GOARCH targets we build for, their popularity order, and guessing one from a User-Agent."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Iterable
+
+Target = tuple[str, str]
+
+# The original's fixed list (REFERENCE 5.1), alphabetical: the tie-break order for popularity.
+DEFAULT_TARGETS: tuple[Target, ...] = tuple(
+    tuple(t.split("/"))  # type: ignore[misc]
+    for t in """
+    aix/ppc64 android/386 android/amd64 android/arm android/arm64 darwin/386 darwin/amd64
+    darwin/arm64 dragonfly/amd64 freebsd/386 freebsd/amd64 freebsd/arm freebsd/arm64
+    freebsd/riscv64 illumos/amd64 ios/amd64 ios/arm64 js/wasm linux/386 linux/amd64 linux/arm
+    linux/arm64 linux/loong64 linux/mips linux/mips64 linux/mips64le linux/mipsle linux/ppc64
+    linux/ppc64le linux/riscv64 linux/s390x netbsd/386 netbsd/amd64 netbsd/arm netbsd/arm64
+    openbsd/386 openbsd/amd64 openbsd/arm openbsd/arm64 openbsd/ppc64 openbsd/riscv64 plan9/386
+    plan9/amd64 plan9/arm solaris/amd64 windows/386 windows/amd64 windows/arm windows/arm64
+    """.split()
+)
+
+# Without any history, start with what most people run rather than aix/ppc64 (REFERENCE 18.13).
+_SEED_POPULARITY = {("linux", "amd64"): 3, ("windows", "amd64"): 2, ("darwin", "arm64"): 2, ("linux", "arm64"): 1}
+
+_OS_ALIASES = {"darwin": ("darwin", "macos", "macintosh", "mac os x")}
+_ARCH_ALIASES = {
+    "amd64": ("amd64", "x86_64", "x86-64", "x64; ", "win64", "wow64"),
+    "386": ("386", "i686", "x86; ", "win32"),
+}
+
+
+class Targets:
+    """The set of buildable targets, ordered by how often they were built."""
+
+    def __init__(self, targets: Iterable[Target] = DEFAULT_TARGETS) -> None:
+        self._base = tuple(targets)
+        self._known = frozenset(self._base)
+        self._counts: Counter[Target] = Counter(_SEED_POPULARITY)
+        self._lock = threading.Lock()
+
+    def __contains__(self, target: object) -> bool:
+        return target in self._known
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._base)
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def count(self, target: Target) -> None:
+        """Note one more build of target."""
+        with self._lock:
+            self._counts[target] += 1
+
+    def by_popularity(self) -> list[Target]:
+        """All targets, most built first; ties keep the alphabetical order."""
+        with self._lock:
+            counts = dict(self._counts)
+        return sorted(self._base, key=lambda t: -counts.get(t, 0))
+
+    def guess(self, user_agent: str) -> Target:
+        """The target a User-Agent most likely runs, else the most popular one."""
+        ua = user_agent.lower()
+        ordered = self.by_popularity()
+        best, best_score = ordered[0], ""
+        for goos, goarch in ordered:
+            m_os = any(a in ua for a in _OS_ALIASES.get(goos, (goos,)))
+            m_arch = any(a in ua for a in _ARCH_ALIASES.get(goarch, (goarch,)))
+            score = (goos if m_os else "") + (goarch if m_arch else "")
+            if len(score) > len(best_score):
+                best, best_score = (goos, goarch), score
+        return best

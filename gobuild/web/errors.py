@@ -1,0 +1,70 @@
+"""Errors that views raise, and the one handler that turns any error into a response."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from flask import Flask, Response, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from ..failures import BuildError
+from ..goproxy import NotFound as ProxyNotFound
+from ..goproxy import RemoteError
+from ..module import InvalidPath, InvalidVersion
+from .urls import BadPath
+
+log = logging.getLogger(__name__)
+
+
+class HTTPProblem(Exception):
+    """An error with the status to answer and a one-line message for the user."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _status_of(e: Exception) -> int:
+    if isinstance(e, HTTPProblem):
+        return e.status
+    if isinstance(e, BuildError):
+        return e.status
+    if isinstance(e, (BadPath, ProxyNotFound)):
+        return 404
+    if isinstance(e, (InvalidPath, InvalidVersion)):
+        return 400
+    if isinstance(e, RemoteError):
+        return 503
+    if isinstance(e, HTTPException):
+        return e.code or 500
+    return 500
+
+
+def error_response(e: Exception) -> Response:
+    """Render e as "<status> - <text> - <message>": HTML for browsers, plain text for the rest."""
+    status = _status_of(e)
+    if status >= 500 and not isinstance(e, (BuildError, RemoteError, HTTPProblem)):
+        log.exception("internal error on %s %s", request.method, request.path, exc_info=e)
+        message = "internal server error"
+    elif isinstance(e, HTTPException):
+        message = e.description or ""
+    else:
+        message = str(e)
+    line = f"{status} - {HTTPStatus(status).phrase} - {message}"
+    if request.accept_mimetypes.accept_html and "text/html" in request.headers.get("Accept", ""):
+        resp = Response(render_template("error.html", status=status, line=line), status,
+                        mimetype="text/html")
+    else:
+        resp = Response(line + "\n", status, mimetype="text/plain")
+    resp.headers["Cache-Control"] = "no-store"
+    if isinstance(e, HTTPException):
+        for k, v in e.get_headers():
+            if k.lower() == "allow":
+                resp.headers[k] = v
+    return resp
+
+
+def register(app: Flask) -> None:
+    """Route every exception through error_response."""
+    app.register_error_handler(Exception, error_response)

@@ -1,0 +1,240 @@
+"""Thin views: parse the URL, call one domain function, render or redirect."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterator
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, stream_with_context
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..builds import Job, reproduce_command
+from ..failures import PermanentFailure
+from ..spec import BuildSpec, Record
+from ..store import Result
+from . import files, urls
+from .errors import HTTPProblem
+
+bp = Blueprint("gobuild", __name__)
+
+KEEPALIVE_SECONDS = 15.0
+
+
+def svc():  # type: ignore[no-untyped-def]
+    """The app's services (see create_app)."""
+    return current_app.extensions["gobuild"]
+
+
+def _redirect(location: str, code: int = 307) -> BaseResponse:
+    return redirect(location, code=code)
+
+
+@bp.before_app_request
+def clean_paths() -> BaseResponse | None:
+    """Answer //, /./ and /../ with a 301 to the cleaned path, like Go's ServeMux."""
+    urls.check_text(request.path)
+    cleaned = urls.clean_path(request.path)
+    if cleaned != request.path:
+        return _redirect(cleaned, 301)
+    return None
+
+
+@bp.get("/")
+def home() -> str | BaseResponse:
+    """The home page; ?m=<module> is the no-JavaScript form submit."""
+    m = request.args.get("m", "").strip()
+    if m:
+        m = m.removeprefix("https://").removeprefix("http://").strip("/")
+        return _redirect("/" + m)
+    s = svc()
+    return render_template("home.html", recent=list(s.coordinator.recent),
+                           goversion=_latest_or_none(), goproxy=s.config.goproxy)
+
+
+@bp.get("/robots.txt")
+def robots() -> Response:
+    """Crawlers must not trigger builds."""
+    return Response("User-agent: *\nDisallow: /\n", mimetype="text/plain")
+
+
+@bp.route("/<path:path>", methods=["GET", "POST"])
+def dispatch(path: str) -> str | Response | BaseResponse:
+    """Every module, build and result URL."""
+    target = urls.parse(request.path[1:], svc().targets)
+    if request.method == "POST" and not (isinstance(target, urls.SpecURL) and target.page == "retry"):
+        raise HTTPProblem(405, "only GET here; POST is for .../retry")
+    if isinstance(target, urls.ModuleURL):
+        return module_page(target.module, request.path.endswith("/"))
+    if isinstance(target, urls.ShortURL):
+        return short_url(target.module, target.version)
+    if target.sum is None:
+        return build_url(target.spec, target.page)
+    return result_url(target.spec, target.sum, target.page)
+
+
+def module_page(module: str, trailing_slash: bool) -> str | BaseResponse:
+    """List the main packages at the latest version; redirect when there is just one."""
+    if trailing_slash:
+        return _redirect("/" + module)
+    version = svc().proxy.resolve(module, "latest")
+    return _package_choice(module, version)
+
+
+def short_url(module: str, version: str) -> str | BaseResponse:
+    """/<mod>@<version>: resolve the version and go to the build page of its command."""
+    resolved = svc().proxy.resolve(module, version)
+    return _package_choice(module, resolved)
+
+
+def _package_choice(module: str, version: str) -> str | BaseResponse:
+    s = svc()
+    pkgs = s.builder.main_packages(module, version)
+    if not pkgs:
+        raise HTTPProblem(422, f"no main packages in module {module}@{version}")
+    goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
+    goversion = s.toolchains.latest()
+    specs = [BuildSpec(module, version, d, goos, goarch, goversion) for d in pkgs]
+    if len(specs) == 1:
+        return _redirect(specs[0].link())
+    return render_template("module.html", module=module, version=version, specs=specs)
+
+
+# Build URLs (no sum) ----------------------------------------------------------------------
+
+
+def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
+    """A spec that may or may not be built yet."""
+    s = svc()
+    if (result := s.store.result(spec)) is not None:
+        return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
+    if (failure := s.store.failure(spec)) is not None:
+        return failed_page(spec, page, failure)
+    if (canonical := _canonical(spec)) != spec:
+        return _redirect(canonical.link() + _page_name(canonical, page))
+    if page in ("log", "dl"):
+        raise HTTPProblem(422, "no build yet, trigger it, wait for it to finish and load again")
+    if page == "":
+        job = s.coordinator.get(spec)
+        return _no_store(render_template("build.html", spec=spec, state=job.state if job else "pending",
+                                         reproduce=reproduce_command(spec, s.config.goproxy)))
+    if page == "events":
+        return events(spec, s.coordinator.start(spec))
+    result = _wait(s.coordinator.start(spec))
+    if page == "retry":  # POST retry of something never built: it is built now, show it
+        return _redirect(spec.result_link(result.sum), 303)
+    return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
+
+
+def failed_page(spec: BuildSpec, page: str, failure) -> str | Response | BaseResponse:  # type: ignore[no-untyped-def]
+    """A spec whose build failed permanently: show it, serve its log, or forget it on retry."""
+    s = svc()
+    if page == "retry":
+        s.store.delete_failure(spec)
+        return _redirect(spec.link(), 303)
+    if page == "log":
+        return files.text(s.store.read_blob(failure.log), immutable=False)
+    if page == "":
+        log = s.store.read_blob(failure.log).decode("utf-8", "replace")
+        return _no_store(render_template("build.html", spec=spec, state="failed", failure=failure, log=log,
+                                         reproduce=reproduce_command(spec, s.config.goproxy)), 422)
+    raise PermanentFailure(failure.reason, f"build failed, see index page for details: {failure.error}")
+
+
+def _canonical(spec: BuildSpec) -> BuildSpec:
+    """The spec with "latest" Go and a resolved module version (also checks both exist)."""
+    s = svc()
+    goversion = s.toolchains.latest() if spec.goversion == "latest" else s.toolchains.get(spec.goversion).goversion
+    version = s.proxy.resolve(spec.module, spec.version)
+    return spec.with_(goversion=goversion, version=version)
+
+
+def _wait(job: Job) -> Result:
+    cfg = svc().config
+    return job.wait(cfg.build_timeout + cfg.prepare_timeout + 60)
+
+
+def _page_name(spec: BuildSpec, page: str) -> str:
+    """The last URL element for a page kind (file names depend on the spec)."""
+    if page.endswith("file") or page.endswith("file.gz"):
+        name = spec.download_filename(legacy=page.startswith("legacy-"))
+        return name + ".gz" if page.endswith(".gz") else name
+    return page
+
+
+def events(spec: BuildSpec, job: Job) -> Response:
+    """Server-sent events with the original's {"Kind": ...} updates, until the build ends."""
+    coordinator = svc().coordinator
+
+    def stream() -> Iterator[str]:
+        yield ": keepalive\n\n"
+        last_position, last_sent = -1, time.monotonic()
+        while not job.done.wait(0.5):
+            position = coordinator.queue_position(job)
+            if position != last_position:
+                yield _event({"Kind": "QueuePosition", "QueuePosition": position})
+                last_position, last_sent = position, time.monotonic()
+            elif time.monotonic() - last_sent > KEEPALIVE_SECONDS:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+        yield _final_event(job)
+
+    resp = Response(stream_with_context(stream()), mimetype="text/event-stream")
+    resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+def _final_event(job: Job) -> str:
+    if job.result is not None:
+        return _event({"Kind": "Success", "Sum": job.result.sum})
+    kind = "PermFailed" if isinstance(job.error, PermanentFailure) else "TempFailed"
+    return _event({"Kind": kind, "Error": str(job.error)})
+
+
+def _event(data: dict[str, object]) -> str:
+    return f"event: update\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+# Result URLs (with sum) ----------------------------------------------------------------
+
+
+def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseResponse:
+    """A finished build: its page, binary, gzipped binary, log or record."""
+    s = svc()
+    result = s.store.result(spec)
+    if result is None:
+        return _redirect(spec.link() + _page_name(spec, page))
+    if result.sum != sum_:
+        raise HTTPProblem(404, f"this spec was built with sum {result.sum}, not {sum_}")
+    record = Record(spec, result.size, result.sum)
+    if page == "":
+        return render_template("result.html", spec=spec, result=result, record=record.pack().decode(),
+                               reproduce=reproduce_command(spec, s.config.goproxy))
+    if page == "dl":
+        return _redirect(spec.result_link(sum_) + spec.download_filename())
+    if page == "retry":
+        raise HTTPProblem(404, "No retry endpoint for results")
+    if page == "events":
+        resp = Response(_event({"Kind": "Success", "Sum": result.sum}), mimetype="text/event-stream")
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
+    if page == "record":
+        return files.text(record.pack(), immutable=True)
+    if page == "log":
+        return files.text(s.store.read_blob(result.log), immutable=True)
+    if page.startswith("legacy-"):
+        return _redirect(spec.result_link(sum_) + _page_name(spec, page.removeprefix("legacy-")), 301)
+    return files.binary(s.store, result, spec, gz=page.endswith(".gz"))
+
+
+def _no_store(body: str, status: int = 200) -> Response:
+    resp = Response(body, status, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _latest_or_none() -> str | None:
+    try:
+        return str(svc().toolchains.latest())
+    except Exception:
+        return None

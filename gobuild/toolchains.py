@@ -49,7 +49,13 @@ def discover_local() -> dict[str, str]:
     go = shutil.which("go")
     if not go:
         return {}
-    goroot = Path(go).resolve().parent.parent
+    try:  # ask go itself: PATH may hold a wrapper script rather than GOROOT/bin/go
+        out = subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ConfigError(f"cannot run {go}: {e}") from e
+    if out.returncode != 0 or not out.stdout.strip():
+        raise ConfigError(f"`{go} env GOROOT` failed: {out.stderr.strip()}")
+    goroot = Path(out.stdout.strip())
     return {read_goversion(goroot): str(goroot)}
 
 

@@ -1,0 +1,442 @@
+"""GOPROXY protocol client: list, latest, info, mod and zip from one or more module proxies.
+
+Follows the go command (cmd/go/internal/modfetch/proxy.go): the same GOPROXY list syntax,
+the same fall-through rules, the same URL escaping, and "latest" chosen the way
+`go list -m mod@latest` chooses it (except that retractions are not consulted).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import pathlib
+import tempfile
+import time
+import urllib.parse
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, TypeVar
+
+import requests
+
+from gobuild import module
+
+# Limits from the go command (codehost.MaxZipFile, modfetch's MaxGoMod): anything larger is
+# refused by go anyway, so a larger answer is a broken or hostile proxy.
+MAX_ZIP_BYTES = 500 << 20
+MAX_SMALL_BYTES = 16 << 20  # .mod, .info, list, @latest
+_CHUNK = 1 << 16
+
+T = TypeVar("T")
+
+
+class GoProxyError(Exception):
+    """Base of the errors from talking to module proxies."""
+
+
+class NotFound(GoProxyError):
+    """Every proxy asked answered 404/410: no such module or version (the user's problem)."""
+
+
+class RemoteError(GoProxyError):
+    """A proxy failed: 5xx, connection error, timeout, malformed answer, or GOPROXY=off."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A proxy's .info answer: the canonical version and its commit time (RFC 3339)."""
+
+    version: str
+    time: str
+
+
+# ---------------------------------------------------------------------------- GOPROXY lists
+
+
+def parse_goproxy(value: str) -> list[tuple[str, bool]]:
+    """Parse a GOPROXY value into [(base URL, fall through on any error)] like the go command.
+
+    ',' after an entry falls through only on 404/410, '|' on any error. 'direct' ends the
+    list and is dropped (we never reach version control); 'off' ends the list and stays as
+    ("off", False). ValueError if no usable entry remains or an entry is not an http(s) URL.
+    """
+    entries: list[tuple[str, bool]] = []
+    rest = value
+    while rest:
+        cut = min((i for i in (rest.find(","), rest.find("|")) if i >= 0), default=-1)
+        if cut >= 0:
+            url, fall_through, rest = rest[:cut], rest[cut] == "|", rest[cut + 1 :]
+        else:
+            url, fall_through, rest = rest, False, ""
+        url = url.strip()
+        if url == "":
+            continue
+        if url == "off":
+            entries.append(("off", False))
+            break
+        if url == "direct":
+            break  # like go: nothing after "direct" is ever consulted
+        entries.append((_proxy_base(url), fall_through))
+    if not entries:
+        raise ValueError(f"GOPROXY {value!r} names no module proxy (\"direct\" is not supported)")
+    return entries
+
+
+def _proxy_base(url: str) -> str:
+    """Normalise one proxy URL: implicit https:// as go adds it, no trailing slash."""
+    if any(c in url for c in ".:/") and ":/" not in url and not url.startswith("/"):
+        url = "https://" + url
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"invalid proxy URL (must be http or https): {url}")
+    if parsed.query or parsed.fragment:
+        raise ValueError(f"invalid proxy URL (query or fragment not allowed): {url}")
+    return url.rstrip("/")
+
+
+def goproxy_for_go(value: str) -> str:
+    """The GOPROXY value to give go commands: the same proxies and separators, without 'direct'."""
+    parts: list[str] = []
+    for url, fall_through in parse_goproxy(value):
+        parts.append(url)
+        parts.append("|" if fall_through else ",")
+    return "".join(parts[:-1])
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+class _ProxyNotFound(Exception):
+    """One proxy answered 404/410 (or GOPROXY=off was reached after nothing was found)."""
+
+
+class _ProxyFailed(Exception):
+    """One proxy failed in a way that is not 'not found'."""
+
+
+def _describe(resp: requests.Response, base: str) -> str:
+    """'404 Not Found from <base>' plus the first line of the body, which proxies use for the reason."""
+    text = f"{resp.status_code} {resp.reason or ''}".rstrip() + f" from {base}"
+    try:
+        body = next(resp.iter_content(512), b"")
+    except requests.RequestException:
+        body = b""
+    line = body.decode("utf-8", "replace").strip().split("\n", 1)[0].strip()[:200]
+    line = "".join(c if c.isprintable() else "?" for c in line)  # remote text ends up in our pages and logs
+    return f"{text}: {line}" if line else text
+
+
+# ---------------------------------------------------------------------------- client
+
+
+class GoProxyClient:
+    """Talks the GOPROXY protocol to the proxies of one GOPROXY value."""
+
+    def __init__(
+        self,
+        goproxy: str,
+        timeout: float = 30.0,
+        session: requests.Session | None = None,
+        user_agent: str = "gobuild",
+        download_timeout: float = 600.0,
+    ) -> None:
+        self.proxies = parse_goproxy(goproxy)
+        self.timeout = timeout
+        # A zip may take long even when every read is quick; bound the whole transfer too.
+        self.download_timeout = download_timeout
+        self._own_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self.user_agent = user_agent
+
+    def close(self) -> None:
+        """Close the HTTP session if this client created it."""
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> "GoProxyClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ public API
+
+    def list(self, module_path: str) -> list[str]:
+        """The tagged versions of a module (no pseudo-versions), ascending semver order."""
+        prefix = module.escape_path(module_path)
+        return self._try(module_path, lambda base: self._list_at(base, prefix))
+
+    def latest(self, module_path: str) -> VersionInfo:
+        """The version `go` takes for "latest": highest release, else pre-release, else the proxy's @latest."""
+        prefix = module.escape_path(module_path)
+        return self._try(f"{module_path}@latest", lambda base: self._latest_at(base, module_path, prefix))
+
+    def info(self, module_path: str, version: str) -> VersionInfo:
+        """Version and time for a version or query ('latest', 'v1.2', a branch, a commit)."""
+        prefix = module.escape_path(module_path)
+        if version == "latest":
+            return self.latest(module_path)
+        module.escape_version(version)  # refuse a bad query before asking anyone
+        return self._try(f"{module_path}@{version}", lambda base: self._query_at(base, module_path, prefix, version))
+
+    def resolve(self, module_path: str, version: str) -> str:
+        """The canonical version for a version, a query or 'latest'."""
+        return self.info(module_path, version).version
+
+    def mod(self, module_path: str, version: str) -> bytes:
+        """The go.mod file of a module version (canonical version required)."""
+        url_path = self._file_path(module_path, version, ".mod")
+        return self._try(f"{module_path}@{version}", lambda base: self._get_bytes(base, url_path))
+
+    def zip(self, module_path: str, version: str, dest: pathlib.Path) -> None:
+        """Download the module zip to dest (streamed via a temp file beside it; atomic rename)."""
+        url_path = self._file_path(module_path, version, ".zip")
+        self._try(f"{module_path}@{version}", lambda base: self._download(base, url_path, dest))
+
+    # ------------------------------------------------------------------ per-proxy operations
+
+    def _list_at(self, base: str, prefix: str) -> builtins.list[str]:
+        """Versions from one proxy's @v/list."""
+        return _tagged_versions(self._get_text(base, f"{prefix}/@v/list"))
+
+    def _latest_at(self, base: str, module_path: str, prefix: str) -> VersionInfo:
+        """Like modload's "latest" query, against one proxy."""
+        lines = self._get_text(base, f"{prefix}/@v/list")
+        best = _highest(_tagged_versions(lines), module_path)
+        if best:
+            return self._info_at(base, module_path, prefix, best)
+        try:
+            return self._parse_info(self._get_bytes(base, f"{prefix}/@latest"), base, None)
+        except _ProxyNotFound:
+            pass
+        # As proxyRepo.Latest: a proxy without @latest may still list pseudo-versions.
+        newest = _newest_untagged(lines)
+        if not newest:
+            raise _ProxyNotFound(f"no matching versions (from {base})")
+        return self._info_at(base, module_path, prefix, newest)
+
+    def _query_at(self, base: str, module_path: str, prefix: str, query: str) -> VersionInfo:
+        """Resolve a version or query against one proxy."""
+        if module.is_valid_semver(query) and module.semver_canonical(query) + module.semver_build(query) != query:
+            # "v1" or "v1.2": go treats these as "highest v1.x.y / v1.2.y", not as a revision.
+            return self._prefix_query_at(base, module_path, prefix, query)
+        return self._info_at(base, module_path, prefix, query)
+
+    def _prefix_query_at(self, base: str, module_path: str, prefix: str, query: str) -> VersionInfo:
+        """The highest listed release (else pre-release) starting with query + '.', not below query."""
+        listed = _tagged_versions(self._get_text(base, f"{prefix}/@v/list"))
+        # As go (golang.org/issue/31972): "v1.2" does not match pre-releases of v1.2.0.
+        versions = [v for v in listed if v.startswith(query + ".") and module.compare_semver(v, query) >= 0]
+        best = _highest(versions, module_path)
+        if not best:
+            raise _ProxyNotFound(f"no matching versions for query {query!r} (from {base})")
+        return self._info_at(base, module_path, prefix, best)
+
+    def _info_at(self, base: str, module_path: str, prefix: str, version: str) -> VersionInfo:
+        """One proxy's @v/<version>.info, checked like proxyRepo.Stat."""
+        data = self._get_bytes(base, f"{prefix}/@v/{module.escape_version(version)}.info")
+        want = version if _is_exact(module_path, version) else None
+        return self._parse_info(data, base, want)
+
+    @staticmethod
+    def _parse_info(data: bytes, base: str, want: str | None) -> VersionInfo:
+        """Decode {"Version", "Time"}; a proxy answering a different exact version is broken."""
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise _ProxyFailed(f"invalid .info response from {base}: {e}") from None
+        version = obj.get("Version") if isinstance(obj, dict) else None
+        when = obj.get("Time", "") if isinstance(obj, dict) else None
+        if not isinstance(version, str) or not module.is_canonical_version(version) or not isinstance(when, str):
+            raise _ProxyFailed(f"invalid .info response from {base}: {data[:100]!r}")
+        if want is not None and version != want:
+            raise _ProxyFailed(f"proxy {base} returned info for version {version} instead of requested version")
+        return VersionInfo(version=version, time=when)
+
+    def _file_path(self, module_path: str, version: str, suffix: str) -> str:
+        """URL path of a .mod or .zip; these need the exact canonical version."""
+        prefix = module.escape_path(module_path)
+        if not module.is_canonical_version(version):
+            raise module.InvalidVersion(f"version {module.go_quote(version)} invalid: not a canonical version")
+        return f"{prefix}/@v/{module.escape_version(version)}{suffix}"
+
+    # ------------------------------------------------------------------ proxy walking
+
+    def _try(self, what: str, fetch: Callable[[str], T]) -> T:
+        """Run fetch against each proxy in turn, following GOPROXY fall-through rules (modfetch.TryProxies)."""
+        not_found: builtins.list[str] = []
+        failure: str | None = None
+        for base, fall_through in self.proxies:
+            if base == "off":
+                if not_found or failure:
+                    break
+                raise RemoteError(f"{what}: module lookup disabled by GOPROXY=off")
+            try:
+                return fetch(base)
+            except _ProxyNotFound as e:
+                not_found.append(str(e).replace(base, _redacted(base)))
+                continue
+            except _ProxyFailed as e:
+                # As go: a real failure is a more useful report than another proxy's 404.
+                failure = str(e).replace(base, _redacted(base))
+                if not fall_through:
+                    break
+        if failure:
+            raise RemoteError(f"{what}: {failure}")
+        raise NotFound(f"{what}: not found ({'; '.join(not_found)})")
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _url(self, base: str, path: str) -> str:
+        """Full URL; escaped like go's pathEscape so that proxies see what go would send."""
+        return base + "/" + urllib.parse.quote(path, safe="/$&+:=@")
+
+    def _get(self, base: str, path: str) -> requests.Response:
+        """GET with timeouts, streamed; 404/410 and other failures mapped to the per-proxy errors."""
+        url = self._url(base, path)
+        try:
+            resp = self.session.get(
+                url,
+                headers={"User-Agent": self.user_agent},
+                timeout=(self.timeout, self.timeout),
+                stream=True,
+            )
+        except requests.RequestException as e:
+            raise _ProxyFailed(f"{type(e).__name__} from {base}: {_short(e)}") from None
+        if resp.status_code == 200:
+            return resp
+        with resp:
+            desc = _describe(resp, base)
+        if resp.status_code in (404, 410):
+            raise _ProxyNotFound(desc)
+        raise _ProxyFailed(desc)
+
+    def _get_bytes(self, base: str, path: str, limit: int = MAX_SMALL_BYTES) -> bytes:
+        """A whole (small) response body, refused if longer than limit."""
+        with self._get(base, path) as resp:
+            chunks: builtins.list[bytes] = []
+            size = 0
+            for chunk in self._iter_body(resp, base, time.monotonic() + self.download_timeout):
+                size += len(chunk)
+                if size > limit:
+                    raise _ProxyFailed(f"response for {path} from {base} larger than {limit} bytes")
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _get_text(self, base: str, path: str) -> str:
+        """A small response body as text."""
+        return self._get_bytes(base, path).decode("utf-8", "replace")
+
+    def _iter_body(self, resp: requests.Response, base: str, deadline: float) -> Iterator[bytes]:
+        """Body chunks; read errors and the overall deadline become _ProxyFailed."""
+        try:
+            for chunk in resp.iter_content(_CHUNK):
+                if time.monotonic() > deadline:
+                    raise _ProxyFailed(f"download from {base} took longer than {self.download_timeout:g}s")
+                yield chunk
+        except requests.RequestException as e:
+            raise _ProxyFailed(f"reading response from {base}: {_short(e)}") from None
+
+    def _download(self, base: str, path: str, dest: pathlib.Path) -> None:
+        """Stream one proxy's zip into dest atomically, never holding it in memory."""
+        with self._get(base, path) as resp:
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_ZIP_BYTES:
+                raise _ProxyFailed(f"zip from {base} too large ({declared} bytes)")
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            tmp = pathlib.Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    self._copy_limited(resp, base, f)
+                    f.flush()
+                    os.fsync(f.fileno())
+                if not zipfile.is_zipfile(tmp):
+                    raise _ProxyFailed(f"malformed zip from {base}")
+                os.replace(tmp, dest)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+        _fsync_dir(dest.parent)
+
+    def _copy_limited(self, resp: requests.Response, base: str, f: BinaryIO) -> None:
+        """Copy the body to f, stopping at MAX_ZIP_BYTES."""
+        size = 0
+        for chunk in self._iter_body(resp, base, time.monotonic() + self.download_timeout):
+            size += len(chunk)
+            if size > MAX_ZIP_BYTES:
+                raise _ProxyFailed(f"zip from {base} larger than {MAX_ZIP_BYTES} bytes")
+            f.write(chunk)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _tagged_versions(text: str) -> list[str]:
+    """Versions from a @v/list body: first field per line, valid semver, not pseudo; sorted."""
+    found = (line.split()[0] for line in text.split("\n") if line.split())
+    return module.sort_versions(v for v in found if not module.is_pseudo_version(v))
+
+
+def _highest(versions: list[str], module_path: str) -> str:
+    """Highest release, else highest pre-release, among versions that fit the module path's major."""
+    fitting = [v for v in versions if _is_exact(module_path, v)]
+    releases = [v for v in fitting if not module.semver_prerelease(v)]
+    pick = releases or fitting
+    return pick[-1] if pick else ""
+
+
+def _newest_untagged(text: str) -> str:
+    """The newest pseudo-version (or timestamped entry) in a list body, as proxyRepo.latestFromList."""
+    best_time, best = "", ""
+    for line in text.split("\n"):
+        fields = line.split()
+        if not fields or not module.is_valid_semver(fields[0]):
+            continue
+        if len(fields) >= 2:
+            stamp = "".join(c for c in fields[1][:19] if c.isdigit())  # RFC 3339 -> yyyymmddhhmmss
+        elif module.is_pseudo_version(fields[0]):
+            stamp = _pseudo_time(fields[0])
+        else:
+            continue
+        if stamp > best_time:
+            best_time, best = stamp, fields[0]
+    return best
+
+
+def _pseudo_time(v: str) -> str:
+    """The yyyymmddhhmmss timestamp of a pseudo-version, as a sortable string."""
+    return module.semver_canonical(v).rsplit("-", 2)[-2][-14:]
+
+
+def _is_exact(module_path: str, version: str) -> bool:
+    """Whether version is canonical and fits the module path, so a proxy must answer exactly it."""
+    try:
+        module.check(module_path, version)
+    except ValueError:
+        return False
+    return module.is_canonical_version(version)
+
+
+def _redacted(base: str) -> str:
+    """base with any password hidden, for error messages (like Go's URL.Redacted)."""
+    parts = urllib.parse.urlsplit(base)
+    if parts.password is None:
+        return base
+    netloc = parts.netloc.replace(":" + parts.password + "@", ":xxxxx@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _short(e: BaseException) -> str:
+    """A one-line, bounded description of an exception."""
+    return str(e).replace("\n", " ")[:300]
+
+
+def _fsync_dir(path: pathlib.Path) -> None:
+    """fsync a directory so that a rename in it survives a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -63,7 +63,7 @@ class Builder:
         key = hashlib.sha256(str(spec).encode()).hexdigest()
         with FileLock(str(self.locks / f"{key}.lock")):
             if (done := self.store.result(spec)) is not None:
-                return done
+                return self._recorded(spec, done)
             if (failed := self.store.failure(spec)) is not None:
                 raise PermanentFailure(failed.reason, failed.error)
             return self._build(spec, out)
@@ -149,10 +149,20 @@ class Builder:
         _note(out, f"\nbuilt {spec.exec_name}: {size} bytes, sum {sum_}\n")
         out.flush()
         log_blob = self.store.put_blob(Path(out.name).read_bytes()) if hasattr(out, "name") else self.store.put_blob(b"")
-        record_number = None
-        if self.append_record is not None:
-            record_number = self.append_record(Record(spec, size, sum_))
-        result = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, _now(), record_number)
+        result = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, _now())
+        self.store.put_result(result)
+        return self._recorded(spec, result)
+
+    def _recorded(self, spec: BuildSpec, result: Result) -> Result:
+        """Append the result's record to the transparency log unless it is there already.
+
+        The result is stored first and its record number after, so a crash in between leaves a
+        result without a number (appended on its next request), never a record logged twice.
+        """
+        if result.record_number is not None or self.append_record is None:
+            return result
+        number = self.append_record(Record(spec, result.size, result.sum))
+        result = replace(result, record_number=number)
         self.store.put_result(result)
         return result
 
@@ -252,7 +262,6 @@ class Coordinator:
         self._queue: deque[Job] = deque()
         self._running = 0
         self._cond = threading.Condition()
-        self.recent: deque[tuple[BuildSpec, str]] = deque(maxlen=10)
 
     def start(self, spec: BuildSpec) -> Job:
         """The job for spec: joined if one runs, else started."""
@@ -265,6 +274,13 @@ class Coordinator:
                 self._queue.append(job)
                 threading.Thread(target=self._run, args=(job,), name=f"build {spec}", daemon=True).start()
             return job
+
+    def built(self, spec: BuildSpec, timeout: float) -> Result:
+        """The logged result of spec, building it (or joining its build) if there is none."""
+        result = self.builder.store.result(spec)
+        if result is not None and (result.record_number is not None or self.builder.append_record is None):
+            return result
+        return self.start(spec).wait(timeout)
 
     def get(self, spec: BuildSpec) -> Job | None:
         """The job running or queued for spec, if any."""
@@ -290,7 +306,6 @@ class Coordinator:
         try:
             with open(job.log_path, "w+b") as out:
                 job.result = self.builder.build(job.spec, out)
-            self.recent.appendleft((job.spec, job.result.sum))
         except BuildError as e:
             job.error = e
         except Exception as e:  # a bug or I/O error: answer 500, keep the server alive

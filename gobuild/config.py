@@ -40,6 +40,12 @@ class Config:
     prepare_timeout: float = _help("seconds module download and package checks may take", default=300.0)
     proxy_timeout: float = _help("seconds for one request to the module proxy", default=30.0)
     threads: int = _help("waitress worker threads", default=32)
+    goversion_oldest: str = _help("refuse Go versions older than this, e.g. go1.21", default="")
+    goversion_stop: str = _help("refuse this Go version and newer, e.g. go1.28 (also for 'latest')", default="")
+    signer_key_file: str = _help(
+        "file with the transparency log's signer key (PRIVATE+KEY+...); "
+        "default: created on first start in <data_dir>/tlog/", default="")
+    tlog_name: str = _help("name in the log's keys; default: the host part of listen", default="")
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with some keys changed (validated like the file)."""
@@ -54,6 +60,11 @@ class Config:
     def cache_path(self) -> Path:
         """cache_dir as an absolute path."""
         return Path(self.cache_dir).absolute() if self.cache_dir else self.data_path / "cache"
+
+    @property
+    def log_name(self) -> str:
+        """The transparency log's key name: tlog_name, else the host of listen."""
+        return self.tlog_name or self.host_port[0] or "localhost"
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -122,9 +133,23 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("config: max_builds must be >= 0 and threads >= 4")
     if cfg.build_timeout <= 0 or cfg.prepare_timeout <= 0 or cfg.proxy_timeout <= 0:
         raise ConfigError("config: timeouts must be positive")
+    for key in ("goversion_oldest", "goversion_stop"):
+        value = getattr(cfg, key)
+        if value and not _is_goversion(value):
+            raise ConfigError(f"config: {key} {value!r} is not a Go version like go1.21")
     if cfg.max_builds == 0:
         cfg = replace(cfg, max_builds=(os.cpu_count() or 1) + 1)
     return cfg
+
+
+def _is_goversion(s: str) -> bool:
+    from .spec import GoVersion, SpecError
+
+    try:
+        GoVersion.parse(s)
+    except SpecError:
+        return False
+    return True
 
 
 def default_goproxy() -> str:

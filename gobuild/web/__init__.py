@@ -13,6 +13,8 @@ from ..builds import Builder, BuildSettings, Coordinator
 from ..goproxy import GoProxyClient, goproxy_for_go
 from ..store import Store
 from ..targets import Targets
+from ..spec import BuildSpec, Record, SpecError
+from ..tlog.server import TransparencyLog, load_or_create_signer
 from ..toolchains import Toolchains
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -29,6 +31,30 @@ class Services:
     proxy: GoProxyClient
     builder: Builder
     coordinator: Coordinator
+    tlog: TransparencyLog
+
+    def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
+        """The newest logged builds, newest first: (spec, sum), read from the log's tail."""
+        size = self.tlog.size()
+        out = []
+        for n in range(size - 1, max(size - count, 0) - 1, -1):
+            try:
+                record = Record.parse(self.tlog.record(n))
+            except SpecError:
+                continue
+            out.append((record.spec, record.sum))
+        return out
+
+    def get_command(self, spec: BuildSpec, sum_: str | None, host: str) -> str:
+        """The `gobuild get` command that fetches and verifies spec through our log."""
+        parts = ["gobuild get", f"-verifierkey {self.tlog.verifier_key}", f"-url http://{host}/tlog"]
+        if sum_:
+            parts.append(f"-sum {sum_}")
+        parts += [f"-target {spec.goos}/{spec.goarch}", f"-goversion {spec.goversion}"]
+        if spec.stripped:
+            parts.append("-stripped")
+        parts.append(f"{spec.module}@{spec.version}{'' if spec.dir == '/' else spec.dir}")
+        return " ".join(parts)
 
 
 def build_services(cfg: configmod.Config) -> Services:
@@ -37,7 +63,13 @@ def build_services(cfg: configmod.Config) -> Services:
     toolchains = Toolchains(cfg.toolchains, cfg.data_path / "sdk")
     settings = BuildSettings(goproxy_for_go(cfg.goproxy), cfg.environment, cfg.build_timeout,
                              cfg.prepare_timeout)
-    builder = Builder(settings, store, toolchains, cfg.cache_path)
+    signer_file = Path(cfg.signer_key_file) if cfg.signer_key_file else None
+    try:
+        signer, _ = load_or_create_signer(cfg.data_path / "tlog", cfg.log_name, signer_file)
+    except (OSError, ValueError) as e:
+        raise configmod.ConfigError(f"config: signer key: {e}") from e
+    tlog = TransparencyLog(cfg.data_path / "tlog", signer)
+    builder = Builder(settings, store, toolchains, cfg.cache_path, lambda rec: tlog.append(rec.pack()))
     return Services(
         config=cfg,
         store=store,
@@ -46,6 +78,7 @@ def build_services(cfg: configmod.Config) -> Services:
         proxy=GoProxyClient(cfg.goproxy, timeout=cfg.proxy_timeout),
         builder=builder,
         coordinator=Coordinator(builder, cfg.max_builds),
+        tlog=tlog,
     )
 
 
@@ -58,8 +91,9 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     app.extensions["gobuild"] = build_services(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import errors, views
+    from . import errors, tlogviews, views
 
     errors.register(app)
+    app.register_blueprint(tlogviews.bp)
     app.register_blueprint(views.bp)
     return app

@@ -48,8 +48,9 @@ def home() -> str | BaseResponse:
         m = m.removeprefix("https://").removeprefix("http://").strip("/")
         return _redirect("/" + m)
     s = svc()
-    return render_template("home.html", recent=list(s.coordinator.recent),
-                           goversion=_latest_or_none(), goproxy=s.config.goproxy)
+    return render_template("home.html", recent=s.recent_builds(), goversion=_latest_or_none(),
+                           goproxy=s.config.goproxy, verifier_key=s.tlog.verifier_key,
+                           get_example=s.get_command(_example_spec(), None, request.host))
 
 
 @bp.get("/robots.txt")
@@ -120,7 +121,7 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
                                          reproduce=reproduce_command(spec, s.config.goproxy)))
     if page == "events":
         return events(spec, s.coordinator.start(spec))
-    result = _wait(s.coordinator.start(spec))
+    result = s.coordinator.built(spec, build_wait_seconds())
     if page == "retry":  # POST retry of something never built: it is built now, show it
         return _redirect(spec.result_link(result.sum), 303)
     return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
@@ -149,9 +150,10 @@ def _canonical(spec: BuildSpec) -> BuildSpec:
     return spec.with_(goversion=goversion, version=version)
 
 
-def _wait(job: Job) -> Result:
+def build_wait_seconds() -> float:
+    """How long a request waits for a build before answering "try again later"."""
     cfg = svc().config
-    return job.wait(cfg.build_timeout + cfg.prepare_timeout + 60)
+    return float(cfg.build_timeout + cfg.prepare_timeout + 60)
 
 
 def _page_name(spec: BuildSpec, page: str) -> str:
@@ -209,7 +211,8 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
     record = Record(spec, result.size, result.sum)
     if page == "":
         return render_template("result.html", spec=spec, result=result, record=record.pack().decode(),
-                               reproduce=reproduce_command(spec, s.config.goproxy))
+                               reproduce=reproduce_command(spec, s.config.goproxy),
+                               get_command=s.get_command(spec, result.sum, request.host))
     if page == "dl":
         return _redirect(spec.result_link(sum_) + spec.download_filename())
     if page == "retry":
@@ -231,6 +234,10 @@ def _no_store(body: str, status: int = 200) -> Response:
     resp = Response(body, status, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def _example_spec() -> BuildSpec:
+    return BuildSpec("example.com/hello", "latest", "/", "linux", "amd64", "latest")
 
 
 def _latest_or_none() -> str | None:

@@ -1,0 +1,79 @@
+"""The transparency log over HTTP: /tlog/latest, /tlog/lookup/<spec>, /tlog/tile/... (REFERENCE 7.5)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from ..failures import BuildError, TemporaryFailure
+from ..goproxy import NotFound as ProxyNotFound
+from ..goproxy import RemoteError
+from ..module import InvalidPath, InvalidVersion, is_canonical_version
+from ..spec import BuildSpec, SpecError
+from ..tlog.server import LogError
+from .files import IMMUTABLE
+from .views import build_wait_seconds
+
+bp = Blueprint("tlog", __name__, url_prefix="/tlog")
+
+TEXT = "text/plain; charset=UTF-8"
+MAX_TILE_HEIGHT = 8  # what every client uses; taller tiles would let one request read a huge range
+
+
+def _text(body: bytes | str, status: int = 200, cache: str = "no-cache") -> Response:
+    resp = Response(body, status, content_type=TEXT)
+    resp.headers["Cache-Control"] = cache
+    return resp
+
+
+def _error(status: int, message: str) -> Response:
+    return _text(f"{message}\n", status, "no-store")
+
+
+@bp.get("/latest")
+def latest() -> Response:
+    """The signed tree head."""
+    return _text(current_app.extensions["gobuild"].tlog.signed_tree_head())
+
+
+@bp.get("/lookup/<path:key>")
+def lookup(key: str) -> Response:
+    """The record of a spec with the signed tree head, building it first if needed."""
+    s = current_app.extensions["gobuild"]
+    try:
+        spec = _canonical(BuildSpec.parse(key, s.targets))
+        number = s.coordinator.built(spec, build_wait_seconds()).record_number
+        assert number is not None  # every build is logged (Builder._recorded)
+    except (SpecError, InvalidPath, InvalidVersion, ProxyNotFound) as e:
+        return _error(404, f"{key}: {e}")
+    except (RemoteError, TemporaryFailure) as e:
+        return _error(503, f"{key}: {e}")
+    except BuildError as e:
+        # Like the original: a spec that cannot be built has no record (404), the rest is ours.
+        return _error(404 if e.status < 500 else e.status, f"{key}: {e}")
+    return _text(s.tlog.lookup_response(number))
+
+
+def _canonical(spec: BuildSpec) -> BuildSpec:
+    """Resolve "latest" and non-canonical versions; a canonical version needs no proxy call."""
+    s = current_app.extensions["gobuild"]
+    if spec.goversion == "latest":
+        spec = spec.with_(goversion=s.toolchains.latest())
+    if not is_canonical_version(spec.version):
+        spec = spec.with_(version=s.proxy.resolve(spec.module, spec.version))
+    return spec
+
+
+@bp.get("/tile/<path:path>")
+def tile(path: str) -> Response:
+    """A hash or data tile; full tiles never change."""
+    height = path.split("/", 1)[0]
+    if not height.isdigit() or not 1 <= int(height) <= MAX_TILE_HEIGHT:
+        return _error(400, f"invalid tile syntax: height must be 1 to {MAX_TILE_HEIGHT}")
+    try:
+        data, full = current_app.extensions["gobuild"].tlog.tile(path)
+    except LogError as e:
+        return _error(e.http_status, str(e))
+    is_data = path.split("/")[1:2] == ["data"]
+    resp = Response(data, content_type=TEXT if is_data else "application/octet-stream")
+    resp.headers["Cache-Control"] = IMMUTABLE if full else "no-cache"
+    return resp

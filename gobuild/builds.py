@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import itertools
 import json
 import logging
+import os
+import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Protocol
 
 from filelock import FileLock
 
 from . import gocmd
 from .failures import BuildError, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
 from .packages import main_packages, package_name, uses_cgo
-from .spec import BuildSpec, Record
+from .spec import BuildSpec, Record, sum_from_digest
 from .store import Failure, Result, Store, digest_file
 from .toolchains import Toolchain, Toolchains
+from .verify import Mismatch, Verification, Verifier
 
 log = logging.getLogger(__name__)
-
-# Appends a successful build's record to the transparency log; returns its record number.
-RecordAppender = Callable[[Record], int]
-
 
 @dataclass(frozen=True)
 class BuildSettings:
@@ -45,30 +46,93 @@ def reproduce_command(spec: BuildSpec, goproxy: str) -> str:
             f"GOTOOLCHAIN={spec.goversion} go install -trimpath -ldflags='{ld}' -- {spec.package}@{spec.version}")
 
 
+class RecordLog(Protocol):
+    """The part of the transparency log a build needs."""
+
+    def append(self, record: bytes) -> int: ...
+    def size(self) -> int: ...
+    def find(self, record: bytes, start: int = 0) -> int | None: ...
+
+
 class Builder:
-    """Builds one spec from start to stored result, synchronously."""
+    """Builds one spec: compile (or fetch from peers), verify with peers, log, publish."""
 
     def __init__(self, settings: BuildSettings, store: Store, toolchains: Toolchains, cache_dir: Path,
-                 append_record: RecordAppender | None = None) -> None:
+                 tlog: RecordLog | None = None, verifier: Verifier | None = None, compile: bool = True) -> None:
         self.settings = settings
         self.store = store
         self.toolchains = toolchains
         self.paths = gocmd.GoPaths(store.root, cache_dir)
-        self.append_record = append_record
+        self.tlog = tlog
+        self.verifier = verifier
+        self.compile = compile  # False: verify-only mode, binaries come from the verifiers
         self.locks = store.root / "locks"
         self.locks.mkdir(exist_ok=True)
+        if not compile and not (verifier and verifier.peers):
+            raise ValueError("an instance that does not build needs verifiers")
 
-    def build(self, spec: BuildSpec, out: BinaryIO) -> Result:
-        """Build spec unless another process already did; raise a BuildError on failure."""
-        key = hashlib.sha256(str(spec).encode()).hexdigest()
-        with FileLock(str(self.locks / f"{key}.lock")):
+    def _lock(self, spec: BuildSpec) -> FileLock:
+        """The cross-process lock of one spec, held while compiling and while logging."""
+        return FileLock(str(self.locks / (hashlib.sha256(str(spec).encode()).hexdigest() + ".lock")))
+
+    def build(self, spec: BuildSpec, out: BinaryIO, chain: tuple[str, ...] = (),
+              compiled: Callable[[], None] = lambda: None) -> Result:
+        """Compile spec (asking the verifiers meanwhile), compare with them, log, publish.
+
+        chain names the instances a verification request came through (not asked again);
+        compiled() is called when our own work is done and only the peers are waited for.
+        """
+        if (done := self.store.result(spec)) is not None:
+            return done
+        verification = self.verifier.start(spec, chain) if self.verifier else None
+        if not self.compile:
+            assert verification is not None
+            candidate = self._from_peers(spec, verification, out)
+        else:
+            candidate = self._candidate(spec, out)
+            compiled()
+            if candidate.record_number is not None:  # another process published it meanwhile
+                return candidate
+            if verification is not None:
+                _note(out, f"asking {len(verification.futures)} verifier(s) for their sum\n")
+                verification.check(Record(spec, candidate.size, candidate.sum))
+        return self._publish(spec, candidate)
+
+    def _candidate(self, spec: BuildSpec, out: BinaryIO) -> Result:
+        """A built but not yet logged result: from a stored candidate, or compiled now."""
+        with self._lock(spec):
             if (done := self.store.result(spec)) is not None:
-                return self._recorded(spec, done)
+                return done
             if (failed := self.store.failure(spec)) is not None:
                 raise PermanentFailure(failed.reason, failed.error)
+            if (candidate := self.store.candidate(spec)) is not None:
+                return candidate
             return self._build(spec, out)
 
+    def _publish(self, spec: BuildSpec, candidate: Result) -> Result:
+        """Append the record to the log, then make the result visible.
+
+        Before appending, the candidate notes the log size; after a crash between append and
+        publish, the record is found again from there instead of being logged twice.
+        """
+        with self._lock(spec):
+            if (done := self.store.result(spec)) is not None:
+                return done
+            number = None
+            if self.tlog is not None:
+                record = Record(spec, candidate.size, candidate.sum).pack()
+                if candidate.appending_from is not None:
+                    number = self.tlog.find(record, candidate.appending_from)
+                if number is None:
+                    self.store.put_candidate(replace(candidate, appending_from=self.tlog.size()))
+                    number = self.tlog.append(record)
+            result = replace(candidate, record_number=number, appending_from=None)
+            self.store.put_result(result)
+            self.store.delete_candidate(spec)
+            return result
+
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
+        """Download, check and compile spec with its toolchain; store the result as a candidate."""
         toolchain = self.toolchains.get(spec.goversion)
         with gocmd.command_home(self.paths, "build") as home:
             try:
@@ -140,31 +204,57 @@ class Builder:
         return PermanentFailure(reason, message)
 
     def _store(self, spec: BuildSpec, binary: Path, out: BinaryIO) -> Result:
-        """Hash and store the binary (blobs first), log it, then publish the result."""
+        """Hash the binary and store it, its gzip and the log as blobs; keep it as a candidate."""
         sum_, size = digest_file(binary)
-        with open(binary, "rb") as f:
-            bin_blob, _ = self.store.put_blob_file(f)
-            f.seek(0)
-            gz_blob, size_gz = self.store.put_blob_gzip(f)
         _note(out, f"\nbuilt {spec.exec_name}: {size} bytes, sum {sum_}\n")
+        with open(binary, "rb") as f:
+            return self._store_candidate(spec, f, sum_, size, out)
+
+    def _store_candidate(self, spec: BuildSpec, binary: BinaryIO, sum_: str, size: int, out: BinaryIO) -> Result:
+        bin_blob, _ = self.store.put_blob_file(binary)
+        binary.seek(0)
+        gz_blob, size_gz = self.store.put_blob_gzip(binary)
         out.flush()
-        log_blob = self.store.put_blob(Path(out.name).read_bytes()) if hasattr(out, "name") else self.store.put_blob(b"")
-        result = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, _now())
-        self.store.put_result(result)
-        return self._recorded(spec, result)
+        log_blob = self.store.put_blob(Path(out.name).read_bytes())
+        candidate = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, _now())
+        self.store.put_candidate(candidate)
+        return candidate
 
-    def _recorded(self, spec: BuildSpec, result: Result) -> Result:
-        """Append the result's record to the transparency log unless it is there already.
+    def _from_peers(self, spec: BuildSpec, verification: Verification, out: BinaryIO) -> Result:
+        """Verify-only mode: accept a build only when all verifiers agree, and take their binary."""
+        _note(out, f"asking {len(verification.futures)} verifier(s) to build {spec}\n")
+        records = verification.records()
+        first_peer, record = next(iter(records.items()))
+        verification.check(record)  # every peer must have logged exactly this record
+        with self._lock(spec):
+            if (done := self.store.result(spec)) is not None:
+                return done
+            with tempfile.NamedTemporaryFile(dir=self.store.tmp) as gz, \
+                    tempfile.TemporaryFile(dir=self.store.tmp) as binary:
+                assert self.verifier is not None
+                self.verifier.fetch_gz(first_peer, record, Path(gz.name))
+                sum_, size = _gunzip_digest(Path(gz.name), binary)
+                if (sum_, size) != (record.sum, record.size):
+                    raise Mismatch(f"binary from {first_peer.url} has sum {sum_} (size {size}), "
+                                   f"its log says {record.sum} (size {record.size})")
+                _note(out, f"fetched {spec.exec_name} from {first_peer.url}: {size} bytes, sum {sum_}\n")
+                binary.seek(0)
+                return self._store_candidate(spec, binary, sum_, size, out)  # type: ignore[arg-type]
 
-        The result is stored first and its record number after, so a crash in between leaves a
-        result without a number (appended on its next request), never a record logged twice.
-        """
-        if result.record_number is not None or self.append_record is None:
-            return result
-        number = self.append_record(Record(spec, result.size, result.sum))
-        result = replace(result, record_number=number)
-        self.store.put_result(result)
-        return result
+
+def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
+    """Decompress a gzip file into dest, returning the gobuild sum and size of the content."""
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with gzip.open(gz_path, "rb") as src:
+            while chunk := src.read(1 << 20):
+                h.update(chunk)
+                dest.write(chunk)
+                size += len(chunk)
+    except (OSError, EOFError) as e:
+        raise Mismatch(f"binary from verifier is not valid gzip: {e}") from e
+    return sum_from_digest(h.digest()), size
 
 
 def check_main_package(spec: BuildSpec, moddir: Path) -> None:
@@ -221,6 +311,17 @@ def _note(out: BinaryIO | None, text: str) -> None:
         out.flush()
 
 
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (it may be another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -234,11 +335,25 @@ class Job:
 
     spec: BuildSpec
     log_path: Path
-    state: str = "queued"  # queued, running, done
+    chain: tuple[str, ...] = ()  # instances a verification request came through
+    state: str = "queued"  # queued, running, verifying, done
     result: Result | None = None
     error: BuildError | None = None
     started: float | None = None
+    finished: float | None = None  # time.monotonic() when done was set
     done: threading.Event = field(default_factory=threading.Event)
+
+    def open_log(self) -> BinaryIO | None:
+        """The live log opened for reading from its start, or None once the job ended and removed it.
+
+        The file exists from the job's creation until after done is set, and only grows: a reader
+        that opened it reads everything the build wrote; one that gets None finds the log in the
+        stored result (its first bytes; later notes may be missing) or the error in the job.
+        """
+        try:
+            return open(self.log_path, "rb")
+        except FileNotFoundError:
+            return None
 
     def wait(self, timeout: float | None = None) -> Result:
         """Block until the build ends; return its result or raise its error."""
@@ -258,34 +373,60 @@ class Coordinator:
         self.max_builds = max_builds
         self.jobs_dir = builder.store.root / "jobs"
         self.jobs_dir.mkdir(exist_ok=True)
-        self._jobs: dict[BuildSpec, Job] = {}
+        self._jobs: dict[tuple[BuildSpec, tuple[str, ...]], Job] = {}
         self._queue: deque[Job] = deque()
         self._running = 0
         self._cond = threading.Condition()
+        self._serial = itertools.count()
+        self._finished: deque[Job] = deque(maxlen=64)  # recently ended jobs, for late readers
+        self._remove_stale_logs()
 
-    def start(self, spec: BuildSpec) -> Job:
-        """The job for spec: joined if one runs, else started."""
+    def _remove_stale_logs(self) -> None:
+        """Delete live logs that processes no longer running left behind (killed mid-build)."""
+        for path in self.jobs_dir.glob("*.log"):
+            parts = path.stem.split("-")
+            if len(parts) != 3 or not parts[1].isdigit() or not _process_alive(int(parts[1])):
+                path.unlink(missing_ok=True)
+
+    def start(self, spec: BuildSpec, chain: tuple[str, ...] = ()) -> Job:
+        """The job for spec: joined if one runs, else started.
+
+        A verification request from a peer (non-empty chain) gets its own job: it must not wait
+        on our verifiers, which may be waiting on that very peer.
+        """
         with self._cond:
-            job = self._jobs.get(spec)
+            job = self._jobs.get((spec, chain))
             if job is None:
-                key = hashlib.sha256(str(spec).encode()).hexdigest()
-                job = Job(spec, self.jobs_dir / f"{key}.log")
-                self._jobs[spec] = job
+                key = hashlib.sha256(f"{spec} {','.join(chain)}".encode()).hexdigest()
+                # Unique per job: a reader of an ended job can never open its successor's log.
+                job = Job(spec, self.jobs_dir / f"{key}-{os.getpid()}-{next(self._serial)}.log", chain)
+                job.log_path.touch()  # readers may open it while the job still waits in the queue
+                self._jobs[(spec, chain)] = job
                 self._queue.append(job)
                 threading.Thread(target=self._run, args=(job,), name=f"build {spec}", daemon=True).start()
             return job
 
-    def built(self, spec: BuildSpec, timeout: float) -> Result:
+    def built(self, spec: BuildSpec, timeout: float, chain: tuple[str, ...] = ()) -> Result:
         """The logged result of spec, building it (or joining its build) if there is none."""
         result = self.builder.store.result(spec)
-        if result is not None and (result.record_number is not None or self.builder.append_record is None):
+        if result is not None:
             return result
-        return self.start(spec).wait(timeout)
+        return self.start(spec, chain).wait(timeout)
 
     def get(self, spec: BuildSpec) -> Job | None:
         """The job running or queued for spec, if any."""
         with self._cond:
-            return self._jobs.get(spec)
+            return self._jobs.get((spec, ()))
+
+    def last(self, spec: BuildSpec, max_age: float = 600.0) -> Job | None:
+        """The job running or queued for spec, else the one that ended within max_age seconds."""
+        with self._cond:
+            if (job := self._jobs.get((spec, ()))) is not None:
+                return job
+            for job in reversed(self._finished):
+                if job.spec == spec and not job.chain and job.finished is not None:
+                    return job if time.monotonic() - job.finished <= max_age else None
+            return None
 
     def queue_position(self, job: Job) -> int:
         """0 while building, else 1 + the number of jobs queued before it."""
@@ -305,17 +446,26 @@ class Coordinator:
             self._cond.notify_all()
         try:
             with open(job.log_path, "w+b") as out:
-                job.result = self.builder.build(job.spec, out)
+                job.result = self.builder.build(job.spec, out, job.chain, lambda: self._release(job))
         except BuildError as e:
             job.error = e
         except Exception as e:  # a bug or I/O error: answer 500, keep the server alive
             log.exception("build of %s crashed", job.spec)
             job.error = BuildError(f"internal error: {e}")
         finally:
+            self._release(job)
             with self._cond:
-                self._running -= 1
-                job.state = "done"
-                del self._jobs[job.spec]
+                job.state, job.finished = "done", time.monotonic()
+                del self._jobs[(job.spec, job.chain)]
+                self._finished.append(job)
                 self._cond.notify_all()
             job.done.set()
-            job.log_path.unlink(missing_ok=True)
+            job.log_path.unlink(missing_ok=True)  # after done: see Job.open_log
+
+    def _release(self, job: Job) -> None:
+        """Give the job's build slot back once: waiting for verifiers needs no CPU."""
+        with self._cond:
+            if job.state == "running":
+                job.state = "verifying"
+                self._running -= 1
+                self._cond.notify_all()

@@ -1,10 +1,11 @@
-"""The `gobuild` command: serve, sum, config."""
+"""The `gobuild` command: serve, get, genkey, sum, config."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Sequence
+import traceback
+from typing import Any, Sequence
 
 import click
 
@@ -46,6 +47,97 @@ def run_server(config_file: str | None, listen: str | None) -> None:
     click.echo(f"gobuild serving on http://{cfg.listen}/ with data in {cfg.data_path}", err=True)
     waitress.serve(app, host=host, port=port, threads=cfg.threads, channel_timeout=1800,
                    ident="gobuild", clear_untrusted_proxy_headers=True)
+
+
+class GoFlagCommand(click.Command):
+    """A command whose flags follow Go's flag package: -name, --name, -name=value, -bool=false."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        from . import get as getmod
+
+        try:
+            args = getmod.normalize_go_flags(args)
+        except ValueError as e:
+            raise click.UsageError(str(e), ctx) from None
+        return super().parse_args(ctx, args)
+
+
+class GetFailure(click.ClickException):
+    """A failed `gobuild get`: one line (or the whole security report) and its exit code."""
+
+    def __init__(self, message: str, exit_code: int, verbatim: bool = False) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.verbatim = verbatim
+
+    def show(self, file: Any = None) -> None:
+        if not self.verbatim:
+            super().show(file)
+            return
+        click.echo(self.message, file=file or sys.stderr)
+
+
+_GET_HELP = """Look a build up in a gobuild server's transparency log, download it and verify it.
+
+MODULE is module[@version[/package]]; version defaults to latest. The verifier key comes from
+-verifierkey, else from the file verifierkey in ~/.config/gobuild/ (and the log URL from the file
+url there). Exit codes: 0 ok, 1 failure, 2 usage, 3 the server's log contradicts what this client
+saw before (SECURITY ERROR, with the proof).
+"""
+
+
+@cli.command("get", cls=GoFlagCommand, help=_GET_HELP,
+             context_settings={"help_option_names": ["-h", "-help", "--help"]})
+@click.option("-verifierkey", "verifierkey", metavar="KEY", help="the log's verifier key, name+hash+key")
+@click.option("-url", "url", metavar="URL", help="the log's URL; default https://<keyname>/tlog")
+@click.option("-sum", "sum_", metavar="SUM", help="require this sum (needs an exact version, -goversion and -target)")
+@click.option("-target", "target", metavar="GOOS/GOARCH", help="target platform; default this machine's")
+@click.option("-goversion", "goversion", default="latest", show_default=True, help="Go toolchain version")
+@click.option("-stripped/-no-stripped", "stripped", default=False, help="the build without symbol table")
+@click.option("-bindir", "bindir", default=".", show_default=True, metavar="DIR", help="directory to write the binary to")
+@click.option("-download/-no-download", "download", default=True, help="download the binary (-download=false: only verify)")
+@click.option("-quiet/-no-quiet", "quiet", default=False, help="print nothing but errors")
+@click.option("-verbose/-no-verbose", "verbose", default=False, help="print what is looked up and downloaded")
+@click.argument("module")
+def get_cmd(module: str, sum_: str | None, **flags: Any) -> None:
+    """Download a build, verified through the server's transparency log."""
+    from . import get as getmod
+
+    opts = getmod.Options(sum=sum_, **flags)
+    try:
+        getmod.run(opts, module)
+    except getmod.SecurityFailure as e:
+        raise GetFailure(str(e), e.exit_code, verbatim=True) from None
+    except getmod.GetError as e:
+        raise GetFailure(_one_line(str(e), opts.verbose), e.exit_code) from None
+    except click.ClickException:
+        raise
+    except Exception as e:  # a bug or an unforeseen OS failure: still one line, no traceback
+        if opts.verbose:
+            traceback.print_exc()
+        raise GetFailure(_one_line(f"{type(e).__name__}: {e}", opts.verbose), getmod.EXIT_ERROR) from None
+
+
+def _one_line(msg: str, verbose: bool) -> str:
+    """The first line of msg, or all of it when verbose."""
+    return msg if verbose else msg.split("\n", 1)[0]
+
+
+@cli.command("genkey")
+@click.argument("name")
+def genkey_cmd(name: str) -> None:
+    """Generate a signer/verifier key pair for a transparency log named NAME (the server's host name)."""
+    from .tlog import note
+
+    try:
+        skey, vkey = note.generate_key(name)
+    except note.KeyFormatError as e:
+        raise CommandError(str(e)) from None
+    click.echo(f"Signer key: {skey}", err=True)
+    click.echo(f"Verifier key: {vkey}", err=True)
+    click.echo("Keep the signer key secret: put it in a file (mode 0600) and point signer_key_file in the "
+               "config to it. Publish the verifier key; clients use it with: gobuild get -verifierkey "
+               f"{vkey} ...", err=True)
 
 
 @cli.command("sum")

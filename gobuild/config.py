@@ -40,12 +40,22 @@ class Config:
     prepare_timeout: float = _help("seconds module download and package checks may take", default=300.0)
     proxy_timeout: float = _help("seconds for one request to the module proxy", default=30.0)
     threads: int = _help("waitress worker threads", default=32)
+    max_streams: int = _help(
+        "live build logs streamed at once (each holds a waitress thread); past it pages poll instead; "
+        "0 means 3/4 of threads, must stay below threads", default=0)
+    instance_notes_file: str = _help("file whose text the home page shows as notes about this instance", default="")
     goversion_oldest: str = _help("refuse Go versions older than this, e.g. go1.21", default="")
     goversion_stop: str = _help("refuse this Go version and newer, e.g. go1.28 (also for 'latest')", default="")
     signer_key_file: str = _help(
         "file with the transparency log's signer key (PRIVATE+KEY+...); "
         "default: created on first start in <data_dir>/tlog/", default="")
     tlog_name: str = _help("name in the log's keys; default: the host part of listen", default="")
+    verifiers: tuple[dict[str, str], ...] = _help(
+        "other gobuild instances that must build the same sum before a build is logged: "
+        "[{\"key\": \"<their verifier key>\", \"url\": \"http://peer:8000/tlog\"}]", default=())
+    build: bool = _help("false: build nothing here, accept a build only when all verifiers agree "
+                        "and serve their binary (verify-only mode)", default=True)
+    verify_timeout: float = _help("seconds to wait for each verifier (it may build on demand)", default=1200.0)
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with some keys changed (validated like the file)."""
@@ -65,6 +75,11 @@ class Config:
     def log_name(self) -> str:
         """The transparency log's key name: tlog_name, else the host of listen."""
         return self.tlog_name or self.host_port[0] or "localhost"
+
+    @property
+    def stream_limit(self) -> int:
+        """How many live log streams may be open at once (max_streams, else 3/4 of threads)."""
+        return self.max_streams or max(1, self.threads * 3 // 4)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -102,22 +117,30 @@ def load(path: str | None = None, **overrides: Any) -> Config:
 
 
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "str": str, "int": int, "float": (int, float), "tuple[str, ...]": list, "dict[str, str]": dict,
+    "str": str, "int": int, "float": (int, float), "bool": bool, "tuple[str, ...]": list,
+    "dict[str, str]": dict, "tuple[dict[str, str], ...]": list,
 }
 
 
 def _coerce(key: str, value: Any, typename: Any) -> Any:
     """Check a JSON value against the field's type; lists become tuples."""
     expected = _JSON_TYPES[str(typename)]
-    if not isinstance(value, expected) or isinstance(value, bool):
+    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
         raise ConfigError(f"config: {key} has the wrong type ({type(value).__name__})")
     if isinstance(value, list):
-        if not all(isinstance(v, str) for v in value):
+        if "dict" in str(typename):
+            if not all(isinstance(v, dict) and _str_map(v) for v in value):
+                raise ConfigError(f"config: {key} must be a list of objects with string values")
+        elif not all(isinstance(v, str) for v in value):
             raise ConfigError(f"config: {key} must be a list of strings")
         return tuple(value)
-    if isinstance(value, dict) and not all(isinstance(v, str) for v in value.values()):
+    if isinstance(value, dict) and not _str_map(value):
         raise ConfigError(f"config: {key} must map strings to strings")
     return value
+
+
+def _str_map(d: dict[Any, Any]) -> bool:
+    return all(isinstance(v, str) for v in d.values())
 
 
 def _validate(cfg: Config) -> Config:
@@ -131,12 +154,19 @@ def _validate(cfg: Config) -> Config:
             raise ConfigError(f"config: environment entry {kv!r} must be KEY=VALUE")
     if cfg.max_builds < 0 or cfg.threads < 4:
         raise ConfigError("config: max_builds must be >= 0 and threads >= 4")
+    if not 0 <= cfg.max_streams < cfg.threads:
+        raise ConfigError("config: max_streams must be >= 0 and below threads (0: 3/4 of threads)")
     if cfg.build_timeout <= 0 or cfg.prepare_timeout <= 0 or cfg.proxy_timeout <= 0:
         raise ConfigError("config: timeouts must be positive")
     for key in ("goversion_oldest", "goversion_stop"):
         value = getattr(cfg, key)
         if value and not _is_goversion(value):
             raise ConfigError(f"config: {key} {value!r} is not a Go version like go1.21")
+    for v in cfg.verifiers:
+        if set(v) - {"key", "url"} or "key" not in v:
+            raise ConfigError(f"config: verifiers entries are {{\"key\": ..., \"url\": ...}}, got {v}")
+    if not cfg.build and not cfg.verifiers:
+        raise ConfigError("config: build is false (verify-only) but no verifiers are configured")
     if cfg.max_builds == 0:
         cfg = replace(cfg, max_builds=(os.cpu_count() or 1) + 1)
     return cfg

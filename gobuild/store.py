@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from .spec import BuildSpec, sum_from_digest
 
@@ -30,6 +31,7 @@ class Result:
     log: str
     created: str
     record_number: int | None = None
+    appending_from: int | None = None  # candidates only: log size just before the record was appended
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Store:
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir
         self.tmp = data_dir / "tmp"
-        for d in ("blobs/sha256", "results", "failures", "tmp"):
+        for d in ("blobs/sha256", "results", "candidates", "failures", "tmp"):
             (data_dir / d).mkdir(parents=True, exist_ok=True)
 
     # Blobs ---------------------------------------------------------------
@@ -99,8 +101,6 @@ class Store:
 
     def put_blob(self, data: bytes) -> str:
         """Store small bytes (a log) as a blob."""
-        import io
-
         return self.put_blob_file(io.BytesIO(data))[0]
 
     def _tempfile(self) -> Any:
@@ -150,6 +150,19 @@ class Store:
         self._write_json(self._index_path("results", result.spec), asdict(result))
         self.delete_failure(result.spec)
 
+    def candidate(self, spec: BuildSpec) -> Result | None:
+        """A build that is stored but not yet verified and logged, so not served."""
+        obj = self._read_json(self._index_path("candidates", spec))
+        return Result(**obj) if obj else None
+
+    def put_candidate(self, candidate: Result) -> None:
+        """Keep a built binary (blobs already stored) until it is verified and logged."""
+        self._write_json(self._index_path("candidates", candidate.spec), asdict(candidate))
+
+    def delete_candidate(self, spec: BuildSpec | str) -> None:
+        """Forget a candidate once it is published."""
+        self._index_path("candidates", spec).unlink(missing_ok=True)
+
     def failure(self, spec: BuildSpec) -> Failure | None:
         """The stored permanent failure of spec, if any."""
         obj = self._read_json(self._index_path("failures", spec))
@@ -198,10 +211,3 @@ def digest_file(path: Path) -> tuple[str, int]:
             h.update(chunk)
             size += len(chunk)
     return sum_from_digest(h.digest()), size
-
-
-def iter_file(path: Path) -> Iterator[bytes]:
-    """A file's content in chunks."""
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk

@@ -45,9 +45,21 @@ def modproxy() -> Iterator[ModuleProxy]:
 
 
 @pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A build cache shared by the tests' servers, so the standard library compiles once per run."""
-    return tmp_path_factory.mktemp("shared-cache")
+def shared_build_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One go build cache for the whole run, so the standard library compiles once per target.
+
+    Safe to share: it is content-addressed. The module cache is not shared between test files,
+    because their proxies serve different content under the same module@version.
+    """
+    return tmp_path_factory.mktemp("shared-build-cache")
+
+
+@pytest.fixture(scope="module")
+def server_cache(tmp_path_factory: pytest.TempPathFactory, shared_build_cache: Path) -> Path:
+    """A cache_dir for this test file's servers: its own module cache, the shared build cache."""
+    own = tmp_path_factory.mktemp("cache")
+    (own / "build").symlink_to(shared_build_cache)
+    return own
 
 
 def make_config(data_dir: Path, proxy: ModuleProxy, **overrides: object) -> configmod.Config:

@@ -64,7 +64,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_real_server_serves_the_readme_curl_line(tmp_path: Path, shared_cache: Path) -> None:
+def test_real_server_serves_the_readme_curl_line(tmp_path: Path, server_cache: Path) -> None:
     """`python app.py --config` with waitress; a download like `curl -fL` follows the redirect."""
     with ModuleProxy() as proxy:
         proxy.add("example.com/hello", "v1.0.0", hello_module("example.com/hello", "v1.0.0"))
@@ -72,7 +72,7 @@ def test_real_server_serves_the_readme_curl_line(tmp_path: Path, shared_cache: P
         cfg = tmp_path / "config.json"
         cfg.write_text(json.dumps({
             "listen": f"127.0.0.1:{port}", "data_dir": str(tmp_path / "data"), "goproxy": proxy.url,
-            "cache_dir": str(shared_cache / "server"), "environment": ["GOSUMDB=off"],
+            "cache_dir": str(server_cache), "environment": ["GOSUMDB=off"],
             "toolchains": {GOVERSION: GOROOT},
         }))
         env = {k: v for k, v in os.environ.items() if k != "GOPROXY"}

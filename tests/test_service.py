@@ -54,9 +54,9 @@ def proxy() -> Iterator[ModuleProxy]:
 
 
 @pytest.fixture(scope="module")
-def app(proxy: ModuleProxy, tmp_path_factory: pytest.TempPathFactory, shared_cache: Path) -> Flask:
+def app(proxy: ModuleProxy, tmp_path_factory: pytest.TempPathFactory, server_cache: Path) -> Flask:
     data = tmp_path_factory.mktemp("data")
-    return create_app(make_config(data, proxy, cache_dir=str(shared_cache / "server")))
+    return create_app(make_config(data, proxy, cache_dir=str(server_cache)))
 
 
 @pytest.fixture

@@ -35,8 +35,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(proxy: ModuleProxy, data_dir: Path, shared_cache: Path) -> Flask:
-    return create_app(make_config(data_dir, proxy, cache_dir=str(shared_cache / "server"), listen="127.0.0.1:8123"))
+def app(proxy: ModuleProxy, data_dir: Path, server_cache: Path) -> Flask:
+    return create_app(make_config(data_dir, proxy, cache_dir=str(server_cache), listen="127.0.0.1:8123"))
 
 
 @pytest.fixture(scope="module")

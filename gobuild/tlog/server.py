@@ -280,11 +280,11 @@ class TransparencyLog:
             raise TileNotFound(f"tile {path} is beyond the log of {size} records")
         return merkle.read_tile_data(t, self), t.is_full
 
-    def find(self, record: bytes) -> int | None:
-        """Return the number of the first record with this exact text, or None (reads the log)."""
+    def find(self, record: bytes, start: int = 0) -> int | None:
+        """Return the number of the first record from start on with this exact text, or None."""
         size = self.size()
         batch = 4096
-        for start in range(0, size, batch):
+        for start in range(start, size, batch):
             for i, text in enumerate(self._records_range(start, min(batch, size - start), size)):
                 if text == record:
                     return start + i

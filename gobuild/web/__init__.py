@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..targets import Targets
 from ..spec import BuildSpec, Record, SpecError
 from ..tlog.server import TransparencyLog, load_or_create_signer
 from ..toolchains import Toolchains
+from ..verify import Verifier, parse_peers
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -32,6 +34,7 @@ class Services:
     builder: Builder
     coordinator: Coordinator
     tlog: TransparencyLog
+    verifier: Verifier | None
 
     def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
         """The newest logged builds, newest first: (spec, sum), read from the log's tail."""
@@ -69,7 +72,11 @@ def build_services(cfg: configmod.Config) -> Services:
     except (OSError, ValueError) as e:
         raise configmod.ConfigError(f"config: signer key: {e}") from e
     tlog = TransparencyLog(cfg.data_path / "tlog", signer)
-    builder = Builder(settings, store, toolchains, cfg.cache_path, lambda rec: tlog.append(rec.pack()))
+    verifier = _verifier(cfg, tlog.verifier_key)
+    try:
+        builder = Builder(settings, store, toolchains, cfg.cache_path, tlog, verifier, compile=cfg.build)
+    except ValueError as e:
+        raise configmod.ConfigError(f"config: {e}") from e
     return Services(
         config=cfg,
         store=store,
@@ -79,7 +86,20 @@ def build_services(cfg: configmod.Config) -> Services:
         builder=builder,
         coordinator=Coordinator(builder, cfg.max_builds),
         tlog=tlog,
+        verifier=verifier,
     )
+
+
+def _verifier(cfg: configmod.Config, own_key: str) -> Verifier | None:
+    """The peers from config, each asked through a verifying client with state in data/verifiers/."""
+    if not cfg.verifiers:
+        return None
+    try:
+        peers = parse_peers(cfg.verifiers)
+    except ValueError as e:
+        raise configmod.ConfigError(f"config: {e}") from e
+    own_name = own_key.split("+", 1)[0]
+    return Verifier(peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name)
 
 
 def create_app(cfg: configmod.Config | None = None) -> Flask:
@@ -89,11 +109,13 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     app.url_map.merge_slashes = False  # we answer // with our own 301, like the original
     app.url_map.strict_slashes = False
     app.extensions["gobuild"] = build_services(cfg)
+    app.jinja_env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import errors, tlogviews, views
+    from . import errors, site, tlogviews, views
 
     errors.register(app)
+    app.register_blueprint(site.bp)
     app.register_blueprint(tlogviews.bp)
     app.register_blueprint(views.bp)
     return app

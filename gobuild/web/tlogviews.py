@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 from ..failures import BuildError, TemporaryFailure
 from ..goproxy import NotFound as ProxyNotFound
@@ -10,6 +10,7 @@ from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion, is_canonical_version
 from ..spec import BuildSpec, SpecError
 from ..tlog.server import LogError
+from ..verify import CHAIN_HEADER
 from .files import IMMUTABLE
 from .views import build_wait_seconds
 
@@ -41,7 +42,8 @@ def lookup(key: str) -> Response:
     s = current_app.extensions["gobuild"]
     try:
         spec = _canonical(BuildSpec.parse(key, s.targets))
-        number = s.coordinator.built(spec, build_wait_seconds()).record_number
+        chain = tuple(n for n in request.headers.get(CHAIN_HEADER, "").split(",") if n)
+        number = s.coordinator.built(spec, build_wait_seconds(), chain).record_number
         assert number is not None  # every build is logged (Builder._recorded)
     except (SpecError, InvalidPath, InvalidVersion, ProxyNotFound) as e:
         return _error(404, f"{key}: {e}")

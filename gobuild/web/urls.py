@@ -9,7 +9,7 @@ from typing import Collection
 from ..module import InvalidPath, check_path
 from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, is_sum
 
-PAGES = ("", "log", "dl", "record", "events", "retry")
+PAGES = ("", "log", "dl", "record", "events", "retry", "start", "live")
 
 
 class BadPath(Exception):

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
-from typing import Iterator
-
-from flask import Blueprint, Response, current_app, redirect, render_template, request, stream_with_context
+from flask import Blueprint, Response, current_app, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..builds import Job, reproduce_command
+from ..builds import reproduce_command
 from ..failures import PermanentFailure
 from ..spec import BuildSpec, Record
-from ..store import Result
-from . import files, urls
+from ..store import Failure, Result
+from . import files, live, pages, urls
 from .errors import HTTPProblem
 
 bp = Blueprint("gobuild", __name__)
-
-KEEPALIVE_SECONDS = 15.0
 
 
 def svc():  # type: ignore[no-untyped-def]
@@ -50,7 +44,9 @@ def home() -> str | BaseResponse:
     s = svc()
     return render_template("home.html", recent=s.recent_builds(), goversion=_latest_or_none(),
                            goproxy=s.config.goproxy, verifier_key=s.tlog.verifier_key,
-                           get_example=s.get_command(_example_spec(), None, request.host))
+                           get_example=s.get_command(_example_spec(), None, request.host),
+                           verifiers=list(s.verifier.status.items()) if s.verifier else [],
+                           building=s.config.build, notes=pages.instance_notes())
 
 
 @bp.get("/robots.txt")
@@ -63,8 +59,8 @@ def robots() -> Response:
 def dispatch(path: str) -> str | Response | BaseResponse:
     """Every module, build and result URL."""
     target = urls.parse(request.path[1:], svc().targets)
-    if request.method == "POST" and not (isinstance(target, urls.SpecURL) and target.page == "retry"):
-        raise HTTPProblem(405, "only GET here; POST is for .../retry")
+    if request.method == "POST" and not (isinstance(target, urls.SpecURL) and target.page in ("retry", "start")):
+        raise HTTPProblem(405, "only GET here; POST is for .../retry and .../start")
     if isinstance(target, urls.ModuleURL):
         return module_page(target.module, request.path.endswith("/"))
     if isinstance(target, urls.ShortURL):
@@ -111,16 +107,21 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
         return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
     if (failure := s.store.failure(spec)) is not None:
         return failed_page(spec, page, failure)
+    if page in ("events", "live") and s.coordinator.last(spec) is not None:  # a known build: no proxy lookups
+        return live.events(spec) if page == "events" else live.fragment(spec)
     if (canonical := _canonical(spec)) != spec:
         return _redirect(canonical.link() + _page_name(canonical, page))
     if page in ("log", "dl"):
         raise HTTPProblem(422, "no build yet, trigger it, wait for it to finish and load again")
     if page == "":
-        job = s.coordinator.get(spec)
-        return _no_store(render_template("build.html", spec=spec, state=job.state if job else "pending",
-                                         reproduce=reproduce_command(spec, s.config.goproxy)))
+        return build_page(spec)
     if page == "events":
-        return events(spec, s.coordinator.start(spec))
+        return live.events(spec)
+    if page == "live":
+        return live.fragment(spec)
+    if page == "start":  # the Start button: opening the page itself never builds (crawlers)
+        s.coordinator.start(spec)
+        return _redirect(spec.link(), 303)
     result = s.coordinator.built(spec, build_wait_seconds())
     if page == "retry":  # POST retry of something never built: it is built now, show it
         return _redirect(spec.result_link(result.sum), 303)
@@ -136,10 +137,30 @@ def failed_page(spec: BuildSpec, page: str, failure) -> str | Response | BaseRes
     if page == "log":
         return files.text(s.store.read_blob(failure.log), immutable=False)
     if page == "":
-        log = s.store.read_blob(failure.log).decode("utf-8", "replace")
-        return _no_store(render_template("build.html", spec=spec, state="failed", failure=failure, log=log,
-                                         reproduce=reproduce_command(spec, s.config.goproxy)), 422)
+        return build_page(spec, failure)
+    if page == "live":
+        return live.redirect_fragment(None)
+    if page == "start":
+        return _redirect(spec.link(), 303)
     raise PermanentFailure(failure.reason, f"build failed, see index page for details: {failure.error}")
+
+
+def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | BaseResponse:
+    """The build page: pending with a Start button, the live log while it builds, or the failure."""
+    s = svc()
+    job = None if failure is not None else s.coordinator.last(spec)
+    if failure is not None:
+        status = live.Status("failed", error=failure.error, stored=True)
+        log, offset = s.store.read_blob(failure.log).decode("utf-8", "replace"), 0
+    else:
+        status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0)
+        log, offset = live.page_log(job)
+    if status.state == "success":  # ended between the store lookup and now
+        return _redirect(status.href)
+    html = render_template("build.html", spec=spec, status=status, log=log, offset=offset, poll=live.polling(),
+                           reproduce=reproduce_command(spec, s.config.goproxy), columns=pages.related(spec),
+                           newer=pages.newer(spec), get_command=s.get_command(spec, None, request.host))
+    return _no_store(html, 422 if failure is not None else 200)
 
 
 def _canonical(spec: BuildSpec) -> BuildSpec:
@@ -164,39 +185,6 @@ def _page_name(spec: BuildSpec, page: str) -> str:
     return page
 
 
-def events(spec: BuildSpec, job: Job) -> Response:
-    """Server-sent events with the original's {"Kind": ...} updates, until the build ends."""
-    coordinator = svc().coordinator
-
-    def stream() -> Iterator[str]:
-        yield ": keepalive\n\n"
-        last_position, last_sent = -1, time.monotonic()
-        while not job.done.wait(0.5):
-            position = coordinator.queue_position(job)
-            if position != last_position:
-                yield _event({"Kind": "QueuePosition", "QueuePosition": position})
-                last_position, last_sent = position, time.monotonic()
-            elif time.monotonic() - last_sent > KEEPALIVE_SECONDS:
-                yield ": keepalive\n\n"
-                last_sent = time.monotonic()
-        yield _final_event(job)
-
-    resp = Response(stream_with_context(stream()), mimetype="text/event-stream")
-    resp.headers["Cache-Control"] = "no-cache"
-    return resp
-
-
-def _final_event(job: Job) -> str:
-    if job.result is not None:
-        return _event({"Kind": "Success", "Sum": job.result.sum})
-    kind = "PermFailed" if isinstance(job.error, PermanentFailure) else "TempFailed"
-    return _event({"Kind": kind, "Error": str(job.error)})
-
-
-def _event(data: dict[str, object]) -> str:
-    return f"event: update\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
 # Result URLs (with sum) ----------------------------------------------------------------
 
 
@@ -212,15 +200,19 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
     if page == "":
         return render_template("result.html", spec=spec, result=result, record=record.pack().decode(),
                                reproduce=reproduce_command(spec, s.config.goproxy),
-                               get_command=s.get_command(spec, result.sum, request.host))
+                               get_command=s.get_command(spec, result.sum, request.host),
+                               columns=pages.related(spec), newer=pages.newer(spec),
+                               pkgsite=pages.pkgsite_link(spec), latest=pages.latest_link(spec))
+    if page == "live":
+        return live.redirect_fragment(spec.result_link(sum_))
+    if page == "start":
+        return _redirect(spec.result_link(sum_), 303)
     if page == "dl":
         return _redirect(spec.result_link(sum_) + spec.download_filename())
     if page == "retry":
         raise HTTPProblem(404, "No retry endpoint for results")
     if page == "events":
-        resp = Response(_event({"Kind": "Success", "Sum": result.sum}), mimetype="text/event-stream")
-        resp.headers["Cache-Control"] = "no-cache"
-        return resp
+        return live.result_events(spec, result)
     if page == "record":
         return files.text(record.pack(), immutable=True)
     if page == "log":

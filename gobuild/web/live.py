@@ -1,0 +1,325 @@
+"""Live build progress for the browser: server-sent events and a polling fragment, both tailing the job's log."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Iterator
+
+from flask import Response, current_app, render_template, request, stream_with_context
+from markupsafe import escape
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..builds import Job
+from ..spec import BuildSpec
+from ..store import Result, Store
+
+KEEPALIVE_SECONDS = 15.0  # a comment this often keeps proxies from closing a quiet stream
+TAIL_SECONDS = 0.25  # how often a stream looks for new log bytes
+CHUNK = 64 * 1024  # most log bytes in one event
+PAGE_LOG_LIMIT = 1 << 20  # most log bytes rendered into a page; the stream sends the rest
+
+
+def _svc() -> Any:
+    return current_app.extensions["gobuild"]
+
+
+class StreamLimit:
+    """Counts open event streams: each holds a server thread, so past the limit pages poll instead."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        """Take a slot; False when all are taken."""
+        with self._lock:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def release(self) -> None:
+        """Give a slot back (the stream ended or its client went away)."""
+        with self._lock:
+            self._open -= 1
+
+    @property
+    def full(self) -> bool:
+        """Whether a new stream would be refused now."""
+        with self._lock:
+            return self._open >= self.limit
+
+
+def streams() -> StreamLimit:
+    """The app's stream counter, sized from config."""
+    ext = current_app.extensions
+    if "gobuild.streams" not in ext:
+        ext.setdefault("gobuild.streams", StreamLimit(_svc().config.stream_limit))
+    limit: StreamLimit = ext["gobuild.streams"]
+    return limit
+
+
+class LogTail:
+    """Reads a build log in whole lines from a byte offset: the job's live file, else the stored log.
+
+    Offsets count bytes of the log file, which the stored log of a success repeats byte for byte,
+    so an offset taken while the build ran still points at the same line after it ended.
+    """
+
+    def __init__(self, offset: int, file: BinaryIO | None = None, stored: bytes = b"") -> None:
+        self.offset = offset
+        self._file = file
+        self._stored = stored
+
+    @classmethod
+    def of_job(cls, job: Job, store: Store, offset: int) -> LogTail:
+        """The job's log: its live file, or once that is gone, the stored log of its result."""
+        file = job.open_log()
+        if file is not None:
+            return cls(offset, file)
+        # open_log() gives None only after done is set, so result and error are final here.
+        return cls(offset, stored=store.read_blob(job.result.log) if job.result is not None else b"")
+
+    def read(self, whole_lines: bool = True) -> bytes:
+        """The next bytes (at most CHUNK), ending after a newline unless whole_lines is False."""
+        if self._file is not None:
+            self._file.seek(self.offset)
+            data = self._file.read(CHUNK)
+        else:
+            data = self._stored[self.offset:self.offset + CHUNK]
+        if whole_lines:
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                data = data[:cut]
+            elif len(data) < CHUNK:  # a line longer than CHUNK goes in pieces rather than never
+                data = b""
+        self.offset += len(data)
+        return data
+
+    def read_all(self, limit: int, whole_lines: bool = True) -> bytes:
+        """Everything available now, up to about limit bytes."""
+        parts = []
+        total = 0
+        while total < limit and (data := self.read(whole_lines)):
+            parts.append(data)
+            total += len(data)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        """Close the live file, if open."""
+        if self._file is not None:
+            self._file.close()
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the status line of a build page says."""
+
+    state: str  # pending, queued, running, verifying, success, failed, tempfailed, gone
+    position: int = 0  # queued: 1 + jobs before it
+    error: str = ""
+    href: str = ""  # success: the result page
+    stored: bool = False  # failed: a stored failure that Retry forgets
+
+    @property
+    def busy(self) -> bool:
+        """Whether the build is still going."""
+        return self.state in ("queued", "running", "verifying")
+
+    @property
+    def kind(self) -> str:
+        """The original's update Kind for a final state."""
+        return {"success": "Success", "failed": "PermFailed"}.get(self.state, "TempFailed")
+
+
+def status_of(job: Job | None, position: int = 0) -> Status:
+    """The status of a job (None: nothing runs), as the page and the events show it."""
+    if job is None:
+        return Status("pending")
+    if not job.done.is_set():
+        if position > 0:
+            return Status("queued", position)
+        return Status("verifying" if job.state == "verifying" else "running")
+    if job.result is not None:
+        return Status("success", href=job.spec.result_link(job.result.sum))
+    error = job.error
+    if error is not None and error.status < 500:  # 4xx: the build cannot work as asked
+        return Status("failed", error=str(error), stored=getattr(error, "reason", None) is not None)
+    return Status("tempfailed", error=str(error) if error is not None else "the build ended without a result")
+
+
+def _sse(event: str, data: str, id_: int | None = None) -> str:
+    """One server-sent event; data may hold newlines (a data: line each)."""
+    head = f"event: {event}\n" + (f"id: {id_}\n" if id_ is not None else "")
+    return head + "".join(f"data: {line}\n" for line in data.replace("\r", "").split("\n")) + "\n"
+
+
+def update_event(payload: dict[str, object]) -> str:
+    """The original's `update` event, byte for byte: {"Kind": ...} JSON without spaces."""
+    return f"event: update\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n"
+
+
+def _update_payload(status: Status) -> dict[str, object]:
+    if status.state == "success":
+        return {"Kind": "Success", "Sum": status.href.rstrip("/").rsplit("/", 1)[1]}
+    return {"Kind": status.kind, "Error": status.error}
+
+
+def _log_event(data: bytes, offset: int) -> str:
+    """Log lines as escaped HTML (the page appends them to a <pre>), with the offset after them as id."""
+    return _sse("log", str(escape(data.decode("utf-8", "replace"))), offset)
+
+
+def _status_event(status: Status) -> str:
+    return _sse("status", render_template("_status.html", status=status))
+
+
+def resume_offset() -> tuple[int, bool]:
+    """Where a reader continues: Last-Event-ID (a reconnect) over ?offset=; and whether either was given."""
+    for value in (request.headers.get("Last-Event-ID"), request.args.get("offset")):
+        if value is not None:
+            return (int(value) if value.isdigit() and len(value) < 16 else 0), True
+    return 0, False
+
+
+def _event_stream(body: Iterator[str]) -> Response:
+    resp = Response(stream_with_context(body), mimetype="text/event-stream")
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["X-Accel-Buffering"] = "no"  # a buffering reverse proxy would hold the lines back
+    return resp
+
+
+def events(spec: BuildSpec) -> Response:
+    """SSE for a build URL: joins (or starts) the build, then tails its log until it ends.
+
+    Without Last-Event-ID or ?offset= this is the original's endpoint and starts the build if
+    none runs. A reader that resumes never starts one: it joins the running job or hears how the
+    last one ended.
+    """
+    limit = streams()
+    if not limit.acquire():
+        resp = Response("too many live streams open, poll .../live?offset=N instead\n", 503, mimetype="text/plain")
+        resp.headers["Retry-After"] = "5"
+        return resp
+    try:
+        coordinator = _svc().coordinator
+        offset, resuming = resume_offset()
+        if not resuming:
+            job = coordinator.start(spec)
+        else:
+            job = coordinator.last(spec) or (coordinator.start(spec) if offset == 0 else None)
+        resp = _event_stream(_job_events(job, offset))
+    except BaseException:
+        limit.release()
+        raise
+    resp.call_on_close(limit.release)
+    return resp
+
+
+def _job_events(job: Job | None, offset: int) -> Iterator[str]:
+    yield ": keepalive\n\n"
+    if job is None:  # resumed, but this process has no such build (it restarted): log offsets mean nothing
+        yield from _final_events(Status("gone", error="the build is not running any more, start it again"))
+        return
+    s = _svc()
+    tail = LogTail.of_job(job, s.store, offset)
+    try:
+        last_position, last_status, last_sent = -1, Status("pending"), time.monotonic()
+        while True:
+            done = job.done.is_set()
+            if not done:
+                position = s.coordinator.queue_position(job)
+                if position != last_position:
+                    yield update_event({"Kind": "QueuePosition", "QueuePosition": position})
+                    last_position, last_sent = position, time.monotonic()
+                if (status := status_of(job, position)) != last_status:
+                    yield _status_event(status)
+                    last_status, last_sent = status, time.monotonic()
+            while data := tail.read(whole_lines=not done):
+                yield _log_event(data, tail.offset)
+                last_sent = time.monotonic()
+            if done:
+                break
+            if time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
+                yield ": keepalive\n\n"  # also how we notice a client that went away
+                last_sent = time.monotonic()
+            job.done.wait(TAIL_SECONDS)
+    finally:
+        tail.close()
+    yield from _final_events(status_of(job))
+
+
+def _final_events(status: Status) -> Iterator[str]:
+    yield _status_event(status)
+    yield update_event(_update_payload(status))
+    yield _sse("end", status.kind)  # the page closes its EventSource on this
+
+
+def result_events(spec: BuildSpec, result: Result) -> Response:
+    """SSE for a result URL: the original's single Success event; a resuming reader gets the log's rest first."""
+    offset, resuming = resume_offset()
+    status = Status("success", href=spec.result_link(result.sum))
+    if not resuming:
+        return _event_stream(iter([update_event(_update_payload(status))]))
+
+    def body() -> Iterator[str]:
+        tail = LogTail(offset, stored=_svc().store.read_blob(result.log))
+        while data := tail.read(whole_lines=False):
+            yield _log_event(data, tail.offset)
+        yield from _final_events(status)
+
+    return _event_stream(body())
+
+
+def fragment(spec: BuildSpec) -> Response:
+    """The polling fallback: log lines after ?offset=, the status, and the next poll (htmx swaps them in)."""
+    s = _svc()
+    offset, _ = resume_offset()
+    job = s.coordinator.last(spec)
+    if job is None:  # nothing to follow: let the page render what is there now
+        return _htmx_header("HX-Refresh", "true")
+    status = status_of(job, s.coordinator.queue_position(job))
+    if status.state == "success":
+        return _htmx_header("HX-Redirect", status.href)
+    tail = LogTail.of_job(job, s.store, offset)
+    try:
+        data = tail.read_all(PAGE_LOG_LIMIT, whole_lines=status.busy)
+    finally:
+        tail.close()
+    html = render_template("_poll.html", status=status, log=data.decode("utf-8", "replace"), offset=tail.offset)
+    resp = Response(html, mimetype="text/html")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def redirect_fragment(href: str | None) -> BaseResponse:
+    """A poll of a build that is over: htmx loads href (the result), or reloads the page."""
+    return _htmx_header("HX-Redirect", href) if href else _htmx_header("HX-Refresh", "true")
+
+
+def _htmx_header(name: str, value: str) -> Response:
+    resp = Response("", mimetype="text/html")
+    resp.headers[name] = value
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def page_log(job: Job | None) -> tuple[str, int]:
+    """The log so far for rendering into a page, and the offset where the stream continues."""
+    if job is None or job.done.is_set():
+        return "", 0
+    tail = LogTail.of_job(job, _svc().store, 0)
+    try:
+        return tail.read_all(PAGE_LOG_LIMIT).decode("utf-8", "replace"), tail.offset
+    finally:
+        tail.close()
+
+
+def polling() -> bool:
+    """Whether a build page polls instead of streaming: asked to (?poll=1), or too many streams are open."""
+    return bool(request.args.get("poll")) or streams().full
+

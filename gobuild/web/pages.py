@@ -1,0 +1,198 @@
+"""What the build and result pages show around one build: links to related builds, "newer" banners, notes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from flask import current_app
+
+from .. import module
+from ..goproxy import GoProxyError
+from ..spec import BuildSpec
+
+log = logging.getLogger(__name__)
+
+VERSIONS_TTL = 60.0  # seconds a module's version list is reused
+MAX_VERSION_LINKS = 40
+
+
+def _svc() -> Any:
+    return current_app.extensions["gobuild"]
+
+
+class VersionsCache:
+    """A module's versions from the proxy, newest first, kept briefly: result pages list them on every view."""
+
+    def __init__(self, fetch: Callable[[str], list[str]], ttl: float = VERSIONS_TTL, size: int = 256,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._fetch = fetch
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[float, list[str] | GoProxyError]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, module_path: str) -> list[str]:
+        """The tagged versions, newest first; raises the proxy's error (also kept for ttl)."""
+        now = self._clock()
+        with self._lock:
+            hit = self._entries.get(module_path)
+        if hit is None or now - hit[0] > self._ttl:
+            try:
+                value: list[str] | GoProxyError = list(reversed(self._fetch(module_path)))
+            except GoProxyError as e:
+                value = e
+            hit = (now, value)
+            with self._lock:
+                self._entries[module_path] = hit
+                self._entries.move_to_end(module_path)
+                while len(self._entries) > self._size:
+                    self._entries.popitem(last=False)
+        if isinstance(hit[1], GoProxyError):
+            raise hit[1]
+        return hit[1]
+
+
+def versions_cache() -> VersionsCache:
+    """The app's version list cache."""
+    ext = current_app.extensions
+    if "gobuild.versions" not in ext:
+        ext.setdefault("gobuild.versions", VersionsCache(_svc().proxy.list))
+    cache: VersionsCache = ext["gobuild.versions"]
+    return cache
+
+
+@dataclass(frozen=True)
+class Link:
+    """One entry of a link column: a related spec's result URL if it is built, else its build URL."""
+
+    text: str
+    href: str
+    built: bool
+    active: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A titled list of links to the same command built differently."""
+
+    title: str
+    links: list[Link]
+    error: str = ""
+
+
+def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "") -> Link:
+    result = _svc().store.result(other)
+    href = other.result_link(result.sum) if result is not None else other.link()
+    return Link(text, href, result is not None, other == spec, note)
+
+
+def _goversions() -> tuple[list[str], set[str]]:
+    """Go versions to link to (supported first, then the other installed ones), and the supported set."""
+    toolchains = _svc().toolchains
+    installed = toolchains.installed()
+    try:
+        supported = [v for v in toolchains.supported() if v in installed] if hasattr(toolchains, "supported") else []
+    except Exception:  # the proxy's list may be unreachable: show what is here
+        supported = []
+    if not supported:
+        return installed, set(installed)
+    return supported + [v for v in installed if v not in supported], set(supported)
+
+
+def related(spec: BuildSpec) -> list[Column]:
+    """The four columns: module versions, targets, Go versions, variants (current one active)."""
+    error = ""
+    try:
+        versions = versions_cache().get(spec.module)[:MAX_VERSION_LINKS]
+    except GoProxyError as e:
+        versions, error = [], f"listing versions: {e}"
+    if spec.version not in versions:
+        versions = module.sort_versions(versions + [spec.version])[::-1]
+    goversions, supported = _goversions()
+    if spec.goversion not in goversions:
+        goversions = [spec.goversion, *goversions]
+    return [
+        Column("Module versions", [_link(spec, spec.with_(version=v), v) for v in versions], error),
+        Column("Targets", [_link(spec, spec.with_(goos=goos, goarch=goarch), f"{goos}/{goarch}")
+                           for goos, goarch in _svc().targets.by_popularity()]),
+        Column("Go versions", [_link(spec, spec.with_(goversion=v), v, "" if v in supported else "unsupported")
+                               for v in goversions]),
+        Column("Variants", [_link(spec, spec.with_(stripped=False), "default"),
+                            _link(spec, spec.with_(stripped=True), "stripped")]),
+    ]
+
+
+@dataclass(frozen=True)
+class Newer:
+    """A banner: a newer module version and/or Go toolchain exists, linking to that build."""
+
+    text: str
+    href: str
+
+
+def newer(spec: BuildSpec) -> Newer | None:
+    """The "newer version available" banner for spec, if there is one."""
+    latest_module = ""
+    try:
+        listed = versions_cache().get(spec.module)
+        releases = [v for v in listed if not module.semver_prerelease(v)]
+        latest_module = (releases or listed or [""])[0]
+    except GoProxyError:
+        pass
+    try:
+        latest_go = _svc().toolchains.latest()
+    except Exception:
+        latest_go = spec.goversion
+    module_newer = bool(latest_module) and module.is_valid_semver(spec.version) and \
+        module.compare_semver(latest_module, spec.version) > 0
+    go_newer = latest_go != spec.goversion and _go_key(latest_go) > _go_key(spec.goversion)
+    if not module_newer and not go_newer:
+        return None
+    target = spec.with_(version=latest_module if module_newer else spec.version,
+                        goversion=latest_go if go_newer else spec.goversion)
+    if module_newer and go_newer:
+        text = f"A newer version of both this module ({latest_module}) and the Go toolchain ({latest_go}) is available"
+    elif module_newer:
+        text = f"A newer version of this module is available: {latest_module}"
+    else:
+        text = f"A newer Go toolchain version is available: {latest_go}"
+    return Newer(text, _link(spec, target, "").href)
+
+
+def _go_key(goversion: str) -> tuple[int, ...]:
+    from ..spec import GoVersion, SpecError
+
+    try:
+        return (GoVersion.parse(goversion).key,)
+    except SpecError:
+        return (-1,)
+
+
+def instance_notes() -> str:
+    """The text of the instance notes file from config ("" if none or unreadable)."""
+    name = _svc().config.instance_notes_file
+    if not name:
+        return ""
+    try:
+        return Path(name).read_text(errors="replace")
+    except OSError as e:
+        log.warning("instance notes file: %s", e)
+        return ""
+
+
+def pkgsite_link(spec: BuildSpec) -> str:
+    """The command's documentation on pkg.go.dev."""
+    return f"https://pkg.go.dev/{spec.module}@{spec.version}{'' if spec.dir == '/' else spec.dir}?tab=doc"
+
+
+def latest_link(spec: BuildSpec) -> str:
+    """The build URL that always means the newest module version and Go."""
+    return spec.with_(version="latest", goversion="latest").link()

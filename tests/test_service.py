@@ -328,7 +328,21 @@ def test_dot_segments_redirect_to_clean_path(client: FlaskClient) -> None:
 
 
 def test_post_elsewhere_is_405(client: FlaskClient) -> None:
-    assert client.post(f"/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/").status_code == 405
+    r = client.post(f"/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+
+
+def test_legacy_prefixes_redirect(client: FlaskClient) -> None:
+    r = client.get("/b/example.com/hello@v1.0.0/linux-amd64-go1.26.8/?x=1")
+    assert r.status_code == 307 and r.headers["Location"] == "/example.com/hello@v1.0.0/linux-amd64-go1.26.8/"
+
+
+def test_head_answers_like_get(client: FlaskClient) -> None:
+    spec = spec_of(f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/")
+    location, plain = download(client, spec.link() + spec.download_filename())
+    r = client.head(location)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == len(plain) and r.get_data() == b""
+    r.close()
 
 
 def test_warm_cache_sum_equals_cold_cache_sum(proxy: ModuleProxy, tmp_path: Path, client: FlaskClient) -> None:

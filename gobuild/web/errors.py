@@ -58,6 +58,8 @@ def error_response(e: Exception) -> Response:
     else:
         resp = Response(line + "\n", status, mimetype="text/plain")
     resp.headers["Cache-Control"] = "no-store"
+    if status == 405:
+        resp.headers["Allow"] = "GET, HEAD"
     if isinstance(e, HTTPException):
         for k, v in e.get_headers():
             if k.lower() == "allow":

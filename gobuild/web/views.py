@@ -55,6 +55,12 @@ def robots() -> Response:
     return Response("User-agent: *\nDisallow: /\n", mimetype="text/plain")
 
 
+@bp.get("/<any(m, b, r):prefix>/<path:path>")
+def legacy_prefix(prefix: str, path: str) -> BaseResponse:
+    """The original's old /m/, /b/ and /r/ URL prefixes."""
+    return _redirect("/" + path)
+
+
 @bp.route("/<path:path>", methods=["GET", "POST"])
 def dispatch(path: str) -> str | Response | BaseResponse:
     """Every module, build and result URL."""

@@ -1,0 +1,49 @@
+"""Builder internals that end-to-end tests cannot reach: crash recovery between logging and publishing."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+from gobuild.builds import Builder, BuildSettings
+from gobuild.spec import BuildSpec, Record
+from gobuild.store import Result, Store
+from gobuild.tlog import note
+from gobuild.tlog.server import TransparencyLog
+from gobuild.toolchains import Toolchains
+from tests.conftest import GOROOT, GOVERSION
+
+SPEC = BuildSpec("example.com/hello", "v1.0.0", "/", "linux", "amd64", GOVERSION)
+
+
+def setup(tmp_path: Path) -> tuple[Builder, Store, TransparencyLog, Result]:
+    store = Store(tmp_path / "data")
+    log = TransparencyLog(tmp_path / "data" / "tlog", note.generate_key("test.example")[0])
+    builder = Builder(BuildSettings("off"), store, Toolchains({GOVERSION: GOROOT}, tmp_path / "sdk"),
+                      tmp_path / "cache", log)
+    blob = store.put_blob(b"binary")
+    candidate = Result(str(SPEC), "0N7e6zxGtHCObqNBDA_mXKv7-A9M", 6, 6, blob, blob, blob, "2026-01-01T00:00:00Z")
+    return builder, store, log, candidate
+
+
+def test_a_candidate_is_logged_once_then_published(tmp_path: Path) -> None:
+    builder, store, log, candidate = setup(tmp_path)
+    store.put_candidate(candidate)
+    assert store.result(SPEC) is None  # not served before it is logged
+    result = builder.build(SPEC, io.BytesIO())
+    assert result.record_number == 0 and log.size() == 1
+    assert log.record(0) == Record(SPEC, 6, candidate.sum).pack()
+    assert store.result(SPEC) == result and store.candidate(SPEC) is None
+    assert builder.build(SPEC, io.BytesIO()) == result and log.size() == 1
+
+
+def test_crash_after_append_before_publish_does_not_log_twice(tmp_path: Path) -> None:
+    builder, store, log, candidate = setup(tmp_path)
+    log.append(b"example.com/other v1.0.0 / linux amd64 go1.26.8 1 0N7e6zxGtHCObqNBDA_mXKv7-A9M \n")
+    # What _publish leaves behind when the process dies right after appending.
+    store.put_candidate(replace(candidate, appending_from=log.size()))
+    log.append(Record(SPEC, 6, candidate.sum).pack())
+    result = builder.build(SPEC, io.BytesIO())
+    assert result.record_number == 1 and log.size() == 2
+    assert result.appending_from is None

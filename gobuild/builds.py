@@ -134,6 +134,7 @@ class Builder:
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Download, check and compile spec with its toolchain; store the result as a candidate."""
         toolchain = self.toolchains.get(spec.goversion)
+        self.toolchains.check_target(spec.goversion, spec.goos, spec.goarch)
         with gocmd.command_home(self.paths, "build") as home:
             try:
                 moddir = self.download_module(toolchain, home, spec.module, spec.version, out)

@@ -176,6 +176,11 @@ def _check_module_specific(path: str) -> None:
         raise ValueError("invalid version")
 
 
+def check_file_path(path: str) -> None:
+    """Raise ValueError unless path is a valid file path inside a module zip (module.CheckFilePath)."""
+    _check_path(path, _FILE)
+
+
 def check_import_path(path: str) -> None:
     """Raise InvalidPath unless path is a valid package import path (module.CheckImportPath)."""
     try:

@@ -1,7 +1,13 @@
-"""The GOOS/GOARCH targets we build for, their popularity order, and guessing one from a User-Agent."""
+"""The GOOS/GOARCH targets we build for, their popularity order, and guessing one from a User-Agent.
+
+Which targets a Go version supports comes from that toolchain (`go tool dist list -json`, see
+parse_dist_list and Toolchains.targets_for); DEFAULT_TARGETS only seeds what URLs may name.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections import Counter
 from typing import Iterable
@@ -32,6 +38,40 @@ _ARCH_ALIASES = {
 }
 
 
+class DistListError(ValueError):
+    """Output of `go tool dist list -json` that is not a list of ports."""
+
+
+def parse_dist_list(data: str | bytes) -> list[Target]:
+    """The targets in `go tool dist list -json` output: first-class ports first, each group in go's order."""
+    try:
+        ports = json.loads(data)
+    except ValueError as e:
+        raise DistListError(f"go tool dist list -json: not JSON: {e}") from None
+    if not isinstance(ports, list):
+        raise DistListError("go tool dist list -json: not a list")
+    first: list[Target] = []
+    rest: list[Target] = []
+    for port in ports:
+        target = _port_target(port)
+        if port.get("Broken"):
+            continue  # only listed with -broken; never build for a port its toolchain calls broken
+        (first if port.get("FirstClass") else rest).append(target)
+    return first + rest
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _port_target(port: object) -> Target:
+    """GOOS and GOARCH of one dist list entry; they end up in URLs and file names, so [a-z0-9]+ only."""
+    if isinstance(port, dict):
+        goos, goarch = port.get("GOOS"), port.get("GOARCH")
+        if isinstance(goos, str) and isinstance(goarch, str) and _WORD.fullmatch(goos) and _WORD.fullmatch(goarch):
+            return goos, goarch
+    raise DistListError(f"go tool dist list -json: bad entry {port!r:.100}")
+
+
 class Targets:
     """The set of buildable targets, ordered by how often they were built."""
 
@@ -49,6 +89,14 @@ class Targets:
 
     def __len__(self) -> int:
         return len(self._base)
+
+    def learn(self, targets: Iterable[Target]) -> None:
+        """Accept targets a toolchain reported (new ports appear in newer Go) in URLs from now on."""
+        with self._lock:
+            new = sorted(set(targets) - self._known)
+            if new:
+                self._base = tuple(sorted(self._base + tuple(new)))
+                self._known = frozenset(self._base)
 
     def count(self, target: Target) -> None:
         """Note one more build of target."""

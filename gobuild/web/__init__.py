@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,7 +64,9 @@ class Services:
 def build_services(cfg: configmod.Config) -> Services:
     """Open the data dir and set up the build machinery."""
     store = Store(cfg.data_path)
-    toolchains = Toolchains(cfg.toolchains, cfg.data_path / "sdk")
+    targets = Targets()
+    toolchains = Toolchains.from_config(cfg, targets=targets)
+    threading.Thread(target=_learn_targets, args=(toolchains, targets), daemon=True).start()
     settings = BuildSettings(goproxy_for_go(cfg.goproxy), cfg.environment, cfg.build_timeout,
                              cfg.prepare_timeout)
     signer_file = Path(cfg.signer_key_file) if cfg.signer_key_file else None
@@ -81,13 +84,22 @@ def build_services(cfg: configmod.Config) -> Services:
         config=cfg,
         store=store,
         toolchains=toolchains,
-        targets=Targets(),
+        targets=targets,
         proxy=GoProxyClient(cfg.goproxy, timeout=cfg.proxy_timeout),
         builder=builder,
         coordinator=Coordinator(builder, cfg.max_builds),
         tlog=tlog,
         verifier=verifier,
     )
+
+
+def _learn_targets(toolchains: Toolchains, targets: Targets) -> None:
+    """Add ports the installed toolchains know (e.g. wasip1/wasm) to the URL parser's targets."""
+    for goversion in toolchains.installed():
+        try:
+            targets.learn(toolchains.targets_for(goversion))
+        except Exception:  # best effort: the static list still works
+            logging.getLogger(__name__).exception("listing targets of %s", goversion)
 
 
 def _verifier(cfg: configmod.Config, own_key: str) -> Verifier | None:

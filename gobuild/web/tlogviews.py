@@ -58,8 +58,7 @@ def lookup(key: str) -> Response:
 def _canonical(spec: BuildSpec) -> BuildSpec:
     """Resolve "latest" and non-canonical versions; a canonical version needs no proxy call."""
     s = current_app.extensions["gobuild"]
-    if spec.goversion == "latest":
-        spec = spec.with_(goversion=s.toolchains.latest())
+    spec = spec.with_(goversion=s.toolchains.resolve(spec.goversion))
     if not is_canonical_version(spec.version):
         spec = spec.with_(version=s.proxy.resolve(spec.module, spec.version))
     return spec

@@ -160,6 +160,8 @@ def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | Ba
         log, offset = s.store.read_blob(failure.log).decode("utf-8", "replace"), 0
     else:
         status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0)
+        if status.state == "failed":  # that failure was stored, and since retried: start afresh
+            status = live.Status("pending")
         log, offset = live.page_log(job)
     if status.state == "success":  # ended between the store lookup and now
         return _redirect(status.href)
@@ -172,7 +174,7 @@ def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | Ba
 def _canonical(spec: BuildSpec) -> BuildSpec:
     """The spec with "latest" Go and a resolved module version (also checks both exist)."""
     s = svc()
-    goversion = s.toolchains.latest() if spec.goversion == "latest" else s.toolchains.get(spec.goversion).goversion
+    goversion = s.toolchains.resolve(spec.goversion)  # latest, go1.N.latest, go1.21 -> go1.21.0; no download
     version = s.proxy.resolve(spec.module, spec.version)
     return spec.with_(goversion=goversion, version=version)
 

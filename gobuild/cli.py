@@ -45,8 +45,11 @@ def run_server(config_file: str | None, listen: str | None) -> None:
         raise CommandError(str(e)) from e
     host, port = cfg.host_port
     click.echo(f"gobuild serving on http://{cfg.listen}/ with data in {cfg.data_path}", err=True)
-    waitress.serve(app, host=host, port=port, threads=cfg.threads, channel_timeout=1800,
-                   ident="gobuild", clear_untrusted_proxy_headers=True)
+    try:
+        waitress.serve(app, host=host, port=port, threads=cfg.threads, channel_timeout=1800,
+                       ident="gobuild", clear_untrusted_proxy_headers=True)
+    except OSError as e:
+        raise CommandError(f"cannot listen on {cfg.listen}: {e.strerror or e}") from e
 
 
 class GoFlagCommand(click.Command):

@@ -193,6 +193,9 @@ def test_latest_versions_resolve_by_redirect(client: FlaskClient) -> None:
     r = client.get("/example.com/hello@latest/linux-amd64-latest/dl")
     assert r.status_code == 307
     assert r.headers["Location"] == f"/example.com/hello@v1.1.0/linux-amd64-{GOVERSION}/dl"
+    r = client.get("/example.com/hello@latest/linux-amd64-latest/hello-latest-latest")  # the README's form
+    assert r.status_code == 307
+    assert r.headers["Location"] == f"/example.com/hello@v1.1.0/linux-amd64-{GOVERSION}/hello-v1.1.0-{GOVERSION}"
 
 
 def test_library_only_module_is_a_clear_error(client: FlaskClient) -> None:

@@ -99,8 +99,8 @@ def _goversions() -> tuple[list[str], set[str]]:
     toolchains = _svc().toolchains
     installed = toolchains.installed()
     try:
-        supported = [v for v in toolchains.supported() if v in installed] if hasattr(toolchains, "supported") else []
-    except Exception:  # the proxy's list may be unreachable: show what is here
+        supported = list(toolchains.supported())
+    except Exception:  # noqa: BLE001 -- the proxy's list may be unreachable: show what is here
         supported = []
     if not supported:
         return installed, set(installed)

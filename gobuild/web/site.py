@@ -56,17 +56,21 @@ def asset(filename: str) -> str:
 @bp.app_context_processor
 def footer() -> dict[str, str]:
     """The footer line: our version and what we run on."""
+    return {"footer": _footer_text()}
+
+
+@lru_cache(maxsize=1)
+def _footer_text() -> str:
     try:
         version = metadata.version("gobuild")
     except metadata.PackageNotFoundError:
         version = "dev"
     python = ".".join(map(str, sys.version_info[:3]))
-    return {"footer": f"gobuild {version} on Python {python}, {platform.system().lower()}/{platform.machine()}"}
+    return f"gobuild {version} on Python {python}, {platform.system().lower()}/{platform.machine()}"
 
 
 def _favicon(name: str) -> Response:
-    resp = send_file(Path(current_app.static_folder or "") / name, mimetype="image/png", max_age=86400)
-    return resp
+    return send_file(Path(current_app.static_folder or "") / name, mimetype="image/png", max_age=86400)
 
 
 @bp.get("/favicon.ico")

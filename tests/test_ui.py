@@ -1,0 +1,577 @@
+"""The browser UI: pages in every state, the live log over SSE and polling, the stream cap, headers and assets."""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+import waitress
+from waitress import wasyncore
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gobuild.builds import Coordinator
+from gobuild.spec import BuildSpec
+from gobuild.targets import DEFAULT_TARGETS
+from gobuild.web import create_app, live
+from tests.conftest import GOVERSION, make_config
+from tests.modproxy import ModuleProxy, hello_module
+
+ROOT = Path(__file__).resolve().parent.parent
+LIVE_MODULES = [f"example.com/live{i}" for i in range(8)]
+
+
+@pytest.fixture(scope="module")
+def proxy() -> Iterator[ModuleProxy]:
+    with ModuleProxy() as p:
+        p.add("example.com/hello", "v1.0.0", hello_module("example.com/hello", "v1.0.0"))
+        p.add("example.com/hello", "v1.1.0", hello_module("example.com/hello", "v1.1.0", "hi"))
+        p.add("example.com/multi", "v0.3.0", {
+            "go.mod": "module example.com/multi\n\ngo 1.22\n",
+            "cmd/alpha/main.go": "package main\n\nfunc main() {}\n", "cmd/beta/main.go": "package main\n\nfunc main() {}\n"})
+        p.add("example.com/replaced", "v1.0.0", {
+            "go.mod": "module example.com/replaced\n\ngo 1.22\n\nreplace example.com/other => ./other\n",
+            "main.go": "package main\n\nfunc main() {}\n"})
+        for m in LIVE_MODULES:
+            p.add(m, "v1.0.0", hello_module(m, "v1.0.0", m))
+        yield p
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("notes") / "notes.txt"
+    path.write_text("Operated by the test suite <ops@example.com>.\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def app(proxy: ModuleProxy, tmp_path_factory: pytest.TempPathFactory, server_cache: Path, notes: Path) -> Flask:
+    data = tmp_path_factory.mktemp("data")
+    return create_app(make_config(data, proxy, cache_dir=str(server_cache), instance_notes_file=str(notes),
+                                  threads=4, max_streams=2))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def spec_of(s: str) -> BuildSpec:
+    return BuildSpec.parse(s, set(DEFAULT_TARGETS))
+
+
+def svc(app: Flask) -> Any:
+    return app.extensions["gobuild"]
+
+
+class Gate:
+    """Makes the builds of one module write numbered lines to their log, one per release(), before compiling."""
+
+    def __init__(self, app: Flask, monkeypatch: pytest.MonkeyPatch, module: str, lines: int) -> None:
+        self.lines = [f"step {i}: <compile> pkg{i} & more\n" for i in range(lines)]
+        self._sem = threading.Semaphore(0)
+        builder = svc(app).builder
+        real = builder._build
+
+        def build(spec: BuildSpec, out: Any, *args: Any, **kw: Any) -> Any:
+            if spec.module == module:
+                for line in self.lines:
+                    if not self._sem.acquire(timeout=60):
+                        break
+                    out.write(line.encode())
+                    out.flush()
+            return real(spec, out, *args, **kw)
+
+        monkeypatch.setattr(builder, "_build", build)
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(n):
+            self._sem.release()
+
+
+@dataclass
+class Event:
+    """One server-sent event (or a comment)."""
+
+    event: str = "message"
+    id: str | None = None
+    data: list[str] = field(default_factory=list)
+    comment: str = ""
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.data)
+
+
+def parse_events(chunks: Iterator[bytes]) -> Iterator[Event]:
+    """Server-sent events from a byte stream, as a browser's EventSource splits them."""
+    buf = ""
+    for chunk in chunks:
+        buf += chunk.decode()
+        while "\n\n" in buf:
+            block, buf = buf.split("\n\n", 1)
+            ev = Event()
+            for line in block.split("\n"):
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if name == "":
+                    ev.comment = value
+                elif name == "event":
+                    ev.event = value
+                elif name == "id":
+                    ev.id = value
+                elif name == "data":
+                    ev.data.append(value)
+            yield ev
+
+
+def next_of(events: Iterator[Event], kind: str) -> Event:
+    """The next event of a kind (skipping comments and others)."""
+    for ev in events:
+        if ev.event == kind and not ev.comment:
+            return ev
+    raise AssertionError(f"stream ended before a {kind} event")
+
+
+def log_text(ev: Event) -> str:
+    """The log lines an event carries (the page appends its data as HTML)."""
+    return html.unescape(ev.text)
+
+
+def stream(client: FlaskClient, path: str, **headers: str) -> tuple[Any, Iterator[Event]]:
+    resp = client.get(path, headers=headers, buffered=False)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.mimetype == "text/event-stream"
+    return resp, parse_events(iter(resp.response))
+
+
+def wait_done(app: Flask, spec: BuildSpec) -> None:
+    job = svc(app).coordinator.last(spec)
+    assert job is not None
+    assert job.done.wait(120)
+
+
+# Pages and headers ---------------------------------------------------------------------------------
+
+
+class PageCheck(HTMLParser):
+    """Collects what the CSP forbids: inline scripts, event handler attributes, inline styles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+        self.problems: list[str] = []
+        self.in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {k for k, _ in attrs}
+        if tag == "script":
+            src = dict(attrs).get("src")
+            if not src:
+                self.problems.append("inline <script>")
+            else:
+                self.scripts.append(src)
+        if tag == "style":
+            self.problems.append("<style> element")
+        for name in names:
+            if name.startswith("on") or name == "style":
+                self.problems.append(f"{name}= on <{tag}>")
+        for _, value in attrs:
+            if value and value.strip().lower().startswith("javascript:"):
+                self.problems.append(f"javascript: URL on <{tag}>")
+
+
+def check_html_response(resp: Any) -> str:
+    """The page's HTML after checking its security headers and that it runs only our own script files."""
+    assert resp.mimetype == "text/html"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    body = resp.get_data(as_text=True)
+    checker = PageCheck()
+    checker.feed(body)
+    assert checker.problems == []
+    assert all(src.startswith("/static/") for src in checker.scripts), checker.scripts
+    return body
+
+
+@pytest.fixture(scope="module")
+def built(app: Flask) -> tuple[BuildSpec, str]:
+    """example.com/hello@v1.0.0 for linux/amd64, built: (spec, sum)."""
+    spec = spec_of(f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/")
+    result = svc(app).coordinator.built(spec, 300)
+    return spec, result.sum
+
+
+def test_every_page_has_security_headers_and_no_inline_script(client: FlaskClient, app: Flask,
+                                                              built: tuple[BuildSpec, str]) -> None:
+    spec, sum_ = built
+    failing = spec_of(f"example.com/replaced@v1.0.0/linux-amd64-{GOVERSION}/")
+    assert client.get(failing.link() + failing.download_filename()).status_code == 422
+    pages = {
+        "/": 200,
+        "/example.com/multi": 200,
+        spec.with_(goarch="arm64").link(): 200,  # pending
+        spec.result_link(sum_): 200,
+        failing.link(): 422,
+        "/example.com/nonexistent": 404,
+    }
+    for path, status in pages.items():
+        r = client.get(path, headers={"Accept": "text/html", "User-Agent": "curl/8"})
+        assert r.status_code == status, (path, r.status_code)
+        check_html_response(r)
+
+
+def test_templates_hold_no_inline_script_or_style() -> None:
+    for path in sorted((ROOT / "templates").glob("*.html")):
+        text = path.read_text()
+        for m in re.finditer(r"<script\b[^>]*>", text):
+            assert "src=" in m.group(0), (path.name, m.group(0))
+        assert not re.search(r"\son[a-z]+\s*=", text), path.name
+        assert not re.search(r"\sstyle\s*=|<style", text), path.name
+        assert "javascript:" not in text, path.name
+
+
+def test_vendored_htmx_is_pinned_with_its_license_and_cached_long(client: FlaskClient) -> None:
+    vendor = ROOT / "static" / "vendor"
+    htmx, sse = vendor / "htmx-2.0.11.min.js", vendor / "htmx-ext-sse-2.2.4.js"
+    assert htmx.read_text().startswith("/*!\n * htmx.org 2.0.11 ") and "Zero-Clause BSD" in htmx.read_text()[:2000]
+    assert sse.read_text().startswith("/*!\n * htmx-ext-sse 2.2.4 ") and "BSD Zero Clause" in sse.read_text()[:2000]
+    page = client.get("/").get_data(as_text=True)
+    srcs = re.findall(r'<script src="([^"]+)"', page)
+    assert [s.split("?")[0] for s in srcs] == ["/static/vendor/htmx-2.0.11.min.js", "/static/vendor/htmx-ext-sse-2.2.4.js",
+                                               "/static/gobuild.js"]
+    for src in srcs + re.findall(r'<link rel="stylesheet" href="([^"]+)"', page):
+        r = client.get(src)
+        assert r.status_code == 200 and r.headers["Cache-Control"] == "public, max-age=31536000, immutable", src
+        r.close()
+
+
+@pytest.mark.parametrize("path", ["/favicon.ico", "/favicon-building.png", "/favicon-error.png"])
+def test_favicons_are_pngs(client: FlaskClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 200 and r.mimetype == "image/png" and r.get_data().startswith(b"\x89PNG\r\n\x1a\n")
+    r.close()
+
+
+def test_home_page(client: FlaskClient, app: Flask, built: tuple[BuildSpec, str]) -> None:
+    spec, sum_ = built
+    body = check_html_response(client.get("/"))
+    assert "Try a module" in body and 'name="m"' in body
+    assert spec.result_link(sum_) in body  # recent builds, from the log
+    assert "Operated by the test suite &lt;ops@example.com&gt;." in body  # instance notes, escaped
+    assert svc(app).tlog.verifier_key in body
+    assert "go install -trimpath -ldflags=-buildid=" in body
+    r = client.get("/?m=https://example.com/hello/")
+    assert r.status_code == 307 and r.headers["Location"] == "/example.com/hello"
+
+
+def test_opening_the_build_page_never_starts_a_build(client: FlaskClient, app: Flask) -> None:
+    spec = spec_of(f"example.com/hello@v1.1.0/linux-arm64-{GOVERSION}/")
+    for _ in range(3):
+        body = check_html_response(client.get(spec.link()))
+    assert '<form method="post" action="start">' in body and "Start build" in body
+    assert 'http-equiv="refresh"' not in body  # nothing to wait for
+    assert "/favicon-building.png" in body
+    assert svc(app).coordinator.last(spec) is None and svc(app).store.result(spec) is None
+
+
+def test_start_button_without_javascript(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No JS: POST start, then a page that refreshes itself and shows the log so far, then the result."""
+    spec = spec_of(f"example.com/live0@v1.0.0/linux-amd64-{GOVERSION}/")
+    gate = Gate(app, monkeypatch, "example.com/live0", 3)
+    r = client.post(spec.link() + "start")
+    assert r.status_code == 303 and r.headers["Location"] == spec.link()
+    gate.release(2)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "step 1:" not in client.get(spec.link()).get_data(as_text=True):
+        time.sleep(0.05)
+    body = check_html_response(client.get(spec.link()))
+    assert '<noscript><meta http-equiv="refresh"' in body
+    assert "step 0: &lt;compile&gt; pkg0 &amp; more\nstep 1:" in body
+    offset = len("".join(gate.lines[:2]).encode())
+    assert f'sse-connect="events?offset={offset}"' in body  # the stream goes on after what is shown
+    assert client.post(spec.link() + "start").status_code == 303  # a second click joins the same build
+    gate.release()
+    wait_done(app, spec)
+    r = client.get(spec.link())
+    assert r.status_code == 307 and r.headers["Location"] == spec.result_link(svc(app).store.result(spec).sum)
+
+
+# The live log --------------------------------------------------------------------------------------
+
+
+def test_live_log_arrives_line_by_line_while_the_build_runs(client: FlaskClient, app: Flask,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = spec_of(f"example.com/live1@v1.0.0/linux-amd64-{GOVERSION}/")
+    gate = Gate(app, monkeypatch, "example.com/live1", 4)
+    resp, events = stream(client, spec.link() + "events")  # an original client: this starts the build
+    first = next(events)
+    assert first.comment == "keepalive"
+    assert next_of(events, "update").text.startswith('{"Kind":"QueuePosition","QueuePosition":')
+    job = svc(app).coordinator.get(spec)
+    received = ""
+    for line in gate.lines:
+        gate.release()
+        ev = next_of(events, "log")
+        assert log_text(ev).startswith(line) and not job.done.is_set()  # the last may bring the next note
+        received += log_text(ev)
+        assert ev.id == str(len(received.encode()))  # the byte offset just after the lines
+    while (ev := next(events)).event != "update":
+        if ev.event == "log":
+            received += log_text(ev)
+            assert ev.id == str(len(received.encode()))
+    result = svc(app).store.result(spec)
+    assert ev.text == f'{{"Kind":"Success","Sum":"{result.sum}"}}'
+    assert next_of(events, "end").text == "Success"
+    assert list(events) == []  # and the stream ends
+    resp.close()
+    assert received == svc(app).store.read_blob(result.log).decode()  # the page saw the whole log, once
+    assert received.startswith("".join(gate.lines)) and "go install" in received
+
+
+def test_reconnect_with_last_event_id_neither_repeats_nor_loses_a_line(client: FlaskClient, app: Flask,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = spec_of(f"example.com/live2@v1.0.0/linux-amd64-{GOVERSION}/")
+    gate = Gate(app, monkeypatch, "example.com/live2", 6)
+    assert client.post(spec.link() + "start").status_code == 303
+    resp, events = stream(client, spec.link() + "events?offset=0")
+    seen = []
+    gate.release(2)
+    while len("".join(seen)) < len("".join(gate.lines[:2])):  # one event or two
+        ev = next_of(events, "log")
+        seen.append(log_text(ev))
+        last_id = ev.id
+    resp.close()  # the connection drops; the build goes on
+    gate.release(2)
+    time.sleep(0.3)
+    assert svc(app).coordinator.get(spec) is not None
+    resp, events = stream(client, spec.link() + "events?offset=0", **{"Last-Event-ID": last_id or ""})
+    while len("".join(seen)) < len("".join(gate.lines[:4])):
+        ev = next_of(events, "log")
+        seen.append(log_text(ev))
+        last_id = ev.id
+    assert "".join(seen) == "".join(gate.lines[:4])
+    resp.close()
+    gate.release(2)
+    wait_done(app, spec)
+    # The build ended while we were away: the result's events send the rest of the log first.
+    result = svc(app).store.result(spec)
+    r = client.get(spec.link() + "events", headers={"Last-Event-ID": last_id or ""})
+    assert r.status_code == 307 and r.headers["Location"] == spec.result_link(result.sum) + "events"
+    resp, events = stream(client, r.headers["Location"], **{"Last-Event-ID": last_id or ""})
+    while (ev := next(events)).event != "update":
+        if ev.event == "log":
+            seen.append(log_text(ev))
+    assert ev.text == f'{{"Kind":"Success","Sum":"{result.sum}"}}'
+    resp.close()
+    assert "".join(seen) == svc(app).store.read_blob(result.log).decode()
+
+
+def test_result_events_stay_as_the_original_sends_them(client: FlaskClient, built: tuple[BuildSpec, str]) -> None:
+    spec, sum_ = built
+    r = client.get(spec.result_link(sum_) + "events")
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-cache"
+    assert r.get_data(as_text=True) == f'event: update\ndata: {{"Kind":"Success","Sum":"{sum_}"}}\n\n'
+
+
+def test_resuming_reader_never_starts_a_build(client: FlaskClient, app: Flask) -> None:
+    spec = spec_of(f"example.com/live3@v1.0.0/linux-amd64-{GOVERSION}/")
+    resp, events = stream(client, spec.link() + "events", **{"Last-Event-ID": "120"})
+    evs = list(events)
+    resp.close()
+    assert [e.event for e in evs if not e.comment] == ["status", "update", "end"]
+    assert '"Kind":"TempFailed"' in evs[-2].text
+    assert svc(app).coordinator.last(spec) is None
+
+
+def test_keepalive_comments_while_quiet(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.3)
+    spec = spec_of(f"example.com/live4@v1.0.0/linux-amd64-{GOVERSION}/")
+    gate = Gate(app, monkeypatch, "example.com/live4", 1)
+    resp, events = stream(client, spec.link() + "events")
+    assert next(events).comment == "keepalive"
+    started, keepalives = time.monotonic(), 0
+    while keepalives < 2:  # after the first status and updates, nothing but keep-alives
+        ev = next(events)
+        keepalives += ev.comment == "keepalive"
+        assert ev.comment or ev.event in ("update", "status")
+    assert time.monotonic() - started < 5
+    gate.release()
+    assert next_of(events, "end").text == "Success"
+    resp.close()
+
+
+def test_polling_fragment(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = spec_of(f"example.com/live5@v1.0.0/linux-amd64-{GOVERSION}/")
+    gate = Gate(app, monkeypatch, "example.com/live5", 3)
+    r = client.get(spec.link() + "live?offset=0")
+    assert r.headers["HX-Refresh"] == "true"  # nothing runs: the page reloads and shows the Start button
+    client.post(spec.link() + "start")
+    gate.release(2)
+    time.sleep(0.3)
+    body = check_html_response(client.get(spec.link() + "live?offset=0"))
+    two = len("".join(gate.lines[:2]).encode())
+    assert '<span hx-swap-oob="beforeend:#log">step 0: &lt;compile&gt; pkg0 &amp; more\nstep 1:' in body
+    assert f'hx-get="live?offset={two}" hx-trigger="every 1s"' in body
+    assert 'id="status" hx-swap-oob="true"' in body
+    body = client.get(spec.link() + f"live?offset={two}").get_data(as_text=True)
+    assert "hx-swap-oob=\"beforeend" not in body and f'live?offset={two}"' in body  # nothing new yet
+    gate.release()
+    wait_done(app, spec)
+    r = client.get(spec.link() + f"live?offset={two}", follow_redirects=True)
+    assert r.headers["HX-Redirect"] == spec.result_link(svc(app).store.result(spec).sum)
+
+
+def test_failed_build_shows_the_reason_and_retry_works(client: FlaskClient, app: Flask) -> None:
+    spec = spec_of(f"example.com/replaced@v1.0.0/linux-arm64-{GOVERSION}/")
+    client.post(spec.link() + "start")
+    wait_done(app, spec)
+    r = client.get(spec.link())
+    assert r.status_code == 422
+    body = check_html_response(r)
+    assert "✕ Error:" in body and "go.mod has replace directives" in body
+    assert '<form method="post" action="retry">' in body and "/favicon-error.png" in body
+    r = client.post(spec.link() + "retry")
+    assert r.status_code == 303 and r.headers["Location"] == spec.link()
+    body = check_html_response(client.get(spec.link()))
+    assert "Start build" in body
+
+
+# Result page ---------------------------------------------------------------------------------------
+
+
+def li_of(body: str, text: str) -> str:
+    """The <li> of a link column whose link text is text."""
+    m = re.search(r"<li[^>]*><a [^>]*>" + re.escape(text) + r"</a>.*?</li>", body)
+    assert m, text
+    return m.group(0)
+
+
+def test_result_page(client: FlaskClient, app: Flask, built: tuple[BuildSpec, str]) -> None:
+    spec, sum_ = built
+    stripped = spec.with_(stripped=True)
+    stripped_sum = svc(app).coordinator.built(stripped, 300).sum
+    result = svc(app).store.result(spec)
+    body = check_html_response(client.get(spec.result_link(sum_)))
+    assert f'<code id="sum">{sum_}</code>' in body and 'data-copy="sum"' in body
+    assert f'title="{result.size} bytes">{result.size / 1048576:.1f} MB' in body
+    assert f'title="{result.size_gz} bytes">{result.size_gz / 1048576:.1f} MB' in body
+    assert f"gobuild get -verifierkey {svc(app).tlog.verifier_key} " in body and f"-sum {sum_}" in body
+    assert f"GOTOOLCHAIN={GOVERSION} go install -trimpath -ldflags=&#39;-buildid=&#39; -- example.com/hello@v1.0.0" in body
+    for title in ("Module versions", "Targets", "Go versions", "Variants"):
+        assert f"<h3>{title}</h3>" in body
+    # Module versions from the proxy's list, newest first; each links to its result or build page.
+    assert body.index(">v1.1.0</a>") < body.index(">v1.0.0</a>")
+    assert 'class="active"' in li_of(body, "v1.0.0") and "✓" in li_of(body, "v1.0.0")
+    assert f'href="{spec.with_(version="v1.1.0").link()}"' in li_of(body, "v1.1.0") and "✓" not in li_of(body, "v1.1.0")
+    assert "✓" in li_of(body, "linux/amd64") and "✓" not in li_of(body, "windows/arm64")
+    assert f'href="{spec.with_(goos="windows", goarch="arm64").link()}"' in li_of(body, "windows/arm64")
+    assert "✓" in li_of(body, GOVERSION)
+    assert f'href="{stripped.result_link(stripped_sum)}"' in li_of(body, "stripped") and "✓" in li_of(body, "stripped")
+    # The newer module version is announced.
+    assert "A newer version of this module is available: v1.1.0" in body
+    assert f"https://pkg.go.dev/example.com/hello@v1.0.0?tab=doc" in body
+    assert f'href="/example.com/hello@latest/linux-amd64-latest/"' in body
+
+
+def test_versions_list_is_cached_briefly(client: FlaskClient, proxy: ModuleProxy, built: tuple[BuildSpec, str]) -> None:
+    spec, sum_ = built
+    before = len([r for r in proxy.requests if r.endswith("/@v/list")])
+    for _ in range(3):
+        client.get(spec.result_link(sum_)).close()
+    assert len([r for r in proxy.requests if r.endswith("/@v/list")]) - before <= 1
+
+
+# Jobs clean up -------------------------------------------------------------------------------------
+
+
+def test_job_logs_are_removed_after_builds_and_stale_ones_at_start(app: Flask, built: tuple[BuildSpec, str]) -> None:
+    jobs = svc(app).store.root / "jobs"
+    for _ in range(100):  # the last test's job may still be finishing
+        if not list(jobs.iterdir()):
+            break
+        time.sleep(0.1)
+    assert list(jobs.iterdir()) == []
+    (jobs / "0123abcd-999999999-0.log").write_text("left by a killed process")
+    (jobs / "0123abcd.log").write_text("left by an older version")
+    Coordinator(svc(app).builder, 1)
+    assert list(jobs.iterdir()) == []
+
+
+# A real server: the stream cap ---------------------------------------------------------------------
+
+
+@contextmanager
+def serving(app: Flask, threads: int) -> Iterator[str]:
+    """The app served by waitress on a free port of 127.0.0.1: its base URL."""
+    server: Any = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.task_dispatcher.shutdown(timeout=5)  # first the workers, then the sockets they write to
+        wasyncore.close_all(server._map)
+        thread.join(5)
+        assert not thread.is_alive()
+
+
+def test_past_the_stream_cap_pages_poll_and_the_site_stays_responsive(app: Flask, built: tuple[BuildSpec, str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """threads=4, max_streams=2: two streams hold two threads, the third is refused, pages still answer."""
+    spec = spec_of(f"example.com/live6@v1.0.0/linux-amd64-{GOVERSION}/")
+    gate = Gate(app, monkeypatch, "example.com/live6", 2)
+    monkeypatch.setattr(live, "KEEPALIVE_SECONDS", 0.3)
+    events = spec.link() + "events?offset=0"
+    lines: list[Iterator[bytes]] = []
+    opened: list[requests.Response] = []
+    with serving(app, svc(app).config.threads) as base, requests.Session() as http, ExitStack() as streams:
+        assert http.post(base + spec.link() + "start", allow_redirects=False).status_code == 303
+        for _ in range(2):
+            r = streams.enter_context(requests.get(base + events, stream=True, timeout=10))
+            opened.append(r)
+            lines.append(r.iter_lines())
+            assert r.status_code == 200 and next(lines[-1]) == b": keepalive"
+
+        def quick(method: str, path: str) -> requests.Response:
+            started = time.monotonic()
+            r = http.request(method, base + path, timeout=5, allow_redirects=False)
+            assert time.monotonic() - started < 1.0, path
+            return r
+
+        r = quick("GET", events)
+        assert r.status_code == 503 and r.headers["Retry-After"]
+        page = quick("GET", spec.link())
+        assert page.status_code == 200
+        assert 'hx-get="live?offset=0" hx-trigger="every 1s"' in page.text and "sse-connect" not in page.text
+        for path in ("/", "/static/style.css", "/favicon.ico", built[0].result_link(built[1]), "/tlog/latest"):
+            assert quick("GET", path).status_code == 200, path
+        # A browser that goes away frees its slot at the next keep-alive.
+        opened[0].close()
+        deadline = time.monotonic() + 3
+        while (r := streams.enter_context(requests.get(base + events, stream=True, timeout=10))).status_code == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        lines[0] = r.iter_lines()
+        gate.release()
+        deadline = time.monotonic() + 5
+        while "step 0:" not in html.unescape(quick("GET", spec.link() + "live?offset=0").text):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        gate.release()
+        for rest in lines:  # the streams end with the build
+            assert b"event: end" in list(rest)
+        page = http.get(base + spec.link(), timeout=5, allow_redirects=False)
+        assert page.status_code == 307

@@ -43,7 +43,7 @@ def home() -> str | BaseResponse:
         return _redirect("/" + m)
     s = svc()
     return render_template("home.html", recent=s.recent_builds(), goversion=_latest_or_none(),
-                           goproxy=s.config.goproxy, verifier_key=s.tlog.verifier_key,
+                           goproxy=s.builder.settings.goproxy, verifier_key=s.tlog.verifier_key,
                            get_example=s.get_command(_example_spec(), None, request.host),
                            verifiers=list(s.verifier.status.items()) if s.verifier else [],
                            building=s.config.build, notes=pages.instance_notes())
@@ -166,7 +166,7 @@ def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | Ba
     if status.state == "success":  # ended between the store lookup and now
         return _redirect(status.href)
     html = render_template("build.html", spec=spec, status=status, log=log, offset=offset, poll=live.polling(),
-                           reproduce=reproduce_command(spec, s.config.goproxy), columns=pages.related(spec),
+                           reproduce=reproduce_command(spec, s.builder.settings.goproxy), columns=pages.related(spec),
                            newer=pages.newer(spec), get_command=s.get_command(spec, None, request.host))
     return _no_store(html, 422 if failure is not None else 200)
 
@@ -207,7 +207,7 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
     record = Record(spec, result.size, result.sum)
     if page == "":
         return render_template("result.html", spec=spec, result=result, record=record.pack().decode(),
-                               reproduce=reproduce_command(spec, s.config.goproxy),
+                               reproduce=reproduce_command(spec, s.builder.settings.goproxy),
                                get_command=s.get_command(spec, result.sum, request.host),
                                columns=pages.related(spec), newer=pages.newer(spec),
                                pkgsite=pages.pkgsite_link(spec), latest=pages.latest_link(spec))

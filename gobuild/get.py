@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Iterator, Protocol, Sequence, TextIO
 import requests
 import urllib3
 
+from .durable import fsync_dir
 from .spec import BuildSpec, GoVersion, Record, SpecError, parse_sum, sum_from_digest
 from .targets import DEFAULT_TARGETS
 from .tlog import client as tlogclient
@@ -399,17 +400,6 @@ def _add_exec_bits(fd: int) -> None:
     os.fchmod(fd, mode | (mode & 0o444) >> 2)
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename in path durable (POSIX only)."""
-    if os.name != "posix":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _install(tmp: Path, dst: Path) -> None:
     """Move tmp to dst atomically, never replacing a file that appeared at dst meanwhile."""
     try:
@@ -424,7 +414,7 @@ def _install(tmp: Path, dst: Path) -> None:
         os.replace(tmp, dst)
     else:
         os.unlink(tmp)
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
 
 
 def write_verified(chunks: Iterable[bytes], bindir: Path, dst: Path, record: Record,

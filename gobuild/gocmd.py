@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping, Sequence
 
+from .durable import write_atomic
 from .spec import GoVersion
 
 
@@ -105,11 +106,7 @@ def _save_sumdb_state(src: Path, dst: Path) -> None:
     if not src.is_dir():
         return
     for f in src.rglob("latest"):
-        target = dst / f.relative_to(src)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".latest.{os.getpid()}.{threading.get_ident()}")
-        shutil.copyfile(f, tmp)
-        os.replace(tmp, target)
+        write_atomic(dst / f.relative_to(src), f.read_bytes())
 
 
 def run(

@@ -22,6 +22,7 @@ from typing import BinaryIO, TypeVar
 import requests
 
 from gobuild import module
+from gobuild.durable import fsync_dir
 
 # Limits from the go command (codehost.MaxZipFile, modfetch's MaxGoMod): anything larger is
 # refused by go anyway, so a larger answer is a broken or hostile proxy.
@@ -358,7 +359,7 @@ class GoProxyClient:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
 
     def _copy_limited(self, resp: requests.Response, base: str, f: BinaryIO) -> None:
         """Copy the body to f, stopping at MAX_ZIP_BYTES."""
@@ -433,10 +434,3 @@ def _short(e: BaseException) -> str:
     return str(e).replace("\n", " ")[:300]
 
 
-def _fsync_dir(path: pathlib.Path) -> None:
-    """fsync a directory so that a rename in it survives a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .durable import fsync_dir
 from .spec import BuildSpec, sum_from_digest
 
 CHUNK = 1 << 20
@@ -43,15 +44,6 @@ class Failure:
     error: str
     log: str  # blob name
     created: str
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in path durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import platform as pyplatform
 import re
 import shutil
@@ -29,6 +28,7 @@ from filelock import FileLock
 
 from . import dirhash, goproxy, module, toolchainzip
 from .config import Config, ConfigError
+from .durable import fsync_dir
 from .failures import BuildError, TemporaryFailure, UserError
 from .spec import GoVersion, SpecError
 from .sumdb import SumDB, SumDBConfigError, configured_gosumdb, parse_gosumdb
@@ -507,7 +507,7 @@ class Toolchains:
         if dest.exists():  # a partial tree someone left by hand: we hold the lock, set it aside
             dest.rename(tmp / "old")
         goroot.rename(dest)
-        _fsync_dir(self.sdk_dir)
+        fsync_dir(self.sdk_dir)
         log.info("installed Go toolchain %s in %s", goversion, dest)
 
     def _clean_leftovers(self, goversion: str) -> None:
@@ -614,10 +614,3 @@ def _report_progress(goversion: str, directory: Path, stop: threading.Event, sta
                  time.monotonic() - started)
 
 
-def _fsync_dir(path: Path) -> None:
-    """fsync a directory so that a rename in it survives a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

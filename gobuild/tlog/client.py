@@ -12,7 +12,6 @@ State under state_dir (the caller picks one directory per verifier key name):
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +19,7 @@ from typing import Sequence
 import requests
 from filelock import FileLock
 
+from gobuild.durable import write_atomic
 from gobuild.tlog import merkle, note
 from gobuild.tlog.merkle import EMPTY_TREE_HASH, Tile, TileHashReader, Tree
 
@@ -70,17 +70,6 @@ def _check_name(name: str) -> str:
     if "\\" in name or any(p in ("", ".", "..") for p in parts):
         raise ConfigError(f"verifier key name {name!r} cannot be used as a directory name")
     return name
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Replace path with data so that readers see the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _read_or_empty(path: Path) -> bytes:
@@ -162,7 +151,7 @@ class Client:
             vkey = str(self.verifier)
             stored = _read_or_empty(self._key_path).decode("utf-8", "replace").strip()
             if not stored:
-                _write_atomic(self._key_path, (vkey + "\n").encode())
+                write_atomic(self._key_path, (vkey + "\n").encode())
             elif stored != vkey:
                 raise ConfigError("different key for name in verifierkey")
             self._merge_latest(_read_or_empty(self._latest_path))
@@ -174,7 +163,7 @@ class Client:
         with FileLock(str(self._latest_path) + ".lock"):
             if _read_or_empty(self._latest_path) != old:
                 raise _WriteConflict()
-            _write_atomic(self._latest_path, new)
+            write_atomic(self._latest_path, new)
 
     # --- remote -------------------------------------------------------------------------------
 
@@ -357,6 +346,6 @@ class _TileReader:
                     continue
                 self._saved.add(tile)
             try:
-                _write_atomic(self.client._tile_cache_path(tile), content)
+                write_atomic(self.client._tile_cache_path(tile), content)
             except OSError:
                 pass  # a later run will fetch and verify it again

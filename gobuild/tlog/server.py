@@ -22,6 +22,7 @@ from typing import Sequence
 
 from filelock import FileLock
 
+from gobuild.durable import fsync_dir
 from gobuild.tlog import merkle, note
 from gobuild.tlog.merkle import HASH_SIZE, Tree
 
@@ -89,15 +90,6 @@ def _open_append(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make created or renamed directory entries durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_all(fd: int, data: bytes) -> None:
     """Write all of data (os.write may write less) and fsync."""
     view = memoryview(data)
@@ -127,7 +119,7 @@ class TransparencyLog:
         self._records = _open_append(self.directory / RECORDS)
         self._index = _open_append(self.directory / RECORD_INDEX)
         self._hashes = _open_append(self.directory / HASHES)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         try:
             with self._thread_lock, self._file_lock:
                 n = self._repair_tail()
@@ -329,7 +321,7 @@ def _create_once(path: Path, data: bytes, mode: int) -> None:
         pass
     finally:
         os.unlink(tmp)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load_or_create_signer(directory: Path, name: str, signer_key_file: Path | None) -> tuple[str, str]:
@@ -348,5 +340,5 @@ def load_or_create_signer(directory: Path, name: str, signer_key_file: Path | No
     vpath = directory / VERIFIER_KEY
     if not vpath.exists() or vpath.read_text().strip() != vkey:
         os.replace(_write_temp(vpath, (vkey + "\n").encode(), 0o644), vpath)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     return str(signer), vkey

@@ -8,7 +8,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..builds import reproduce_command
 from ..failures import PermanentFailure
 from ..spec import BuildSpec, Record
-from ..store import Failure, Result
+from ..store import Failure
 from . import files, live, pages, urls
 from .errors import HTTPProblem
 

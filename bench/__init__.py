@@ -1,0 +1,1 @@
+"""Benchmarks of gobuild: `python bench/run.py [--quick] [--million]` (see bench/run.py)."""

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import posixpath
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Collection
 
 
@@ -185,8 +185,10 @@ class BuildSpec:
         return f"/{self}{sum}/"
 
     def with_(self, **changes: object) -> BuildSpec:
-        """A copy with some fields changed."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with some fields changed (cheaper than dataclasses.replace; pages make dozens)."""
+        fields = dict(self.__dict__)
+        fields.update(changes)
+        return BuildSpec(**fields)
 
 
 def _is_version_element(s: str) -> bool:

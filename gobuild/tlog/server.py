@@ -114,6 +114,7 @@ class TransparencyLog:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._signer = note.Signer.parse(signer_key.strip())
         self.verifier_key = str(self._signer.verifier())
+        self._cached_head: tuple[Tree, bytes] | None = None
         self._file_lock = FileLock(str(self.directory / LOCK))
         self._thread_lock = threading.Lock()
         self._records = _open_append(self.directory / RECORDS)
@@ -232,26 +233,38 @@ class TransparencyLog:
 
     def tree(self) -> Tree:
         """Return the current tree head, only counting appends that are durable."""
-        # An append's index entry is visible before its fsync ends; taking the lock ensures we
-        # never sign a tree that a power failure could take back (a fork for every client).
+        return self._head()[0]
+
+    def _head(self) -> tuple[Tree, bytes]:
+        """The current tree and its signed note, computed once per log size.
+
+        An append's index entry is visible before its fsync ends, so a new size is only taken
+        under the append lock: we never sign a tree that a power failure could take back (a fork
+        for every client). A head computed that way stays durable, so while the size is
+        unchanged it is served again without the lock, the tree hash or a new signature.
+        """
+        cached = self._cached_head
+        if cached is not None and cached[0].n == self.size():
+            return cached
         with self._file_lock.acquire(poll_interval=_READ_POLL):
             n = self.size()
-        return Tree(n, merkle.tree_hash(n, self))
+        tree = Tree(n, merkle.tree_hash(n, self))
+        head = (tree, note.sign(note.format_tree(tree), self._signer))
+        cached = self._cached_head
+        if cached is None or cached[0].n <= n:
+            self._cached_head = head
+        return head
 
     def signed_tree_head(self) -> bytes:
         """Return the signed note of the current tree, as served at /tlog/latest."""
-        return self._sign(self.tree())
-
-    def _sign(self, tree: Tree) -> bytes:
-        """Return the signed note for tree."""
-        return note.sign(note.format_tree(tree), self._signer)
+        return self._head()[1]
 
     def lookup_response(self, n: int) -> bytes:
         """Return "<n>\\n<record text>\\n<signed tree head>" for record n (a /tlog/lookup body)."""
-        tree = self.tree()
+        tree, signed = self._head()
         if not 0 <= n < tree.n:
             raise RecordNotFound(f"record {n} not in log of size {tree.n}")
-        return note.format_record(n, self.record(n, size=tree.n)) + self._sign(tree)
+        return note.format_record(n, self.record(n, size=tree.n)) + signed
 
     def tile(self, path: str) -> tuple[bytes, bool]:
         """Return (content, is_full_tile) for a tile path after /tlog/tile/, e.g. "8/0/000.p/11"."""

@@ -89,7 +89,7 @@ class Column:
 
 
 def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "") -> Link:
-    result = _svc().store.result(other)
+    result = _svc().store.result_hint(other)
     href = other.result_link(result.sum) if result is not None else other.link()
     return Link(text, href, result is not None, other == spec, note)
 

@@ -16,6 +16,9 @@ from . import config as configmod
 from .spec import sum_from_digest
 
 
+TRIM_SECONDS = 2.0  # how soon an idle server returns freed memory to the system
+
+
 class CommandError(click.ClickException):
     """A one-line error and exit code 2, never a traceback."""
 
@@ -48,8 +51,8 @@ def _tame_malloc() -> None:
         return  # not glibc: nothing to tame
 
     def trim() -> None:
-        while True:
-            time.sleep(30)
+        while True:  # cheap when there is nothing to give back
+            time.sleep(TRIM_SECONDS)
             libc.malloc_trim(0)
 
     threading.Thread(target=trim, name="malloc-trim", daemon=True).start()

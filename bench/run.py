@@ -66,6 +66,10 @@ TARGET_FACTOR = {"/tlog/lookup": 10.0}  # lookup must be 10x the original; the r
 # Versions of example.com/big and the incompressible bytes each embeds: "downloading never grows with size".
 BIG_VERSIONS = [("v1.0.0", 16 << 20), ("v1.1.0", 48 << 20)]
 
+# Idle means a few seconds without requests: the server hands freed memory back within two
+# (gobuild.cli.TRIM_SECONDS), so RSS is read that long after the last load.
+IDLE_SECONDS = 3.0
+
 
 HAND_NOTES = "## Notes (by hand"  # a section of results.md that a rerun keeps
 
@@ -739,7 +743,7 @@ class Bench:
                 lr = load.run(srv.base + path, 32, secs, identity, self.engine)
             assert lr.errors == 0, lr
             peaks.append((s.max, lr.rps))
-        time.sleep(0.5)
+        time.sleep(IDLE_SECONDS)
         idle_after = rss_kib(srv.pid)
         rss = self.facts["serve_rss"]
         srv.stop()
@@ -818,7 +822,7 @@ class Bench:
                 with RssSampler(again.pid) as s:
                     lr = load.run(again.base + path, 32, secs, {"Accept-Encoding": "identity"}, self.engine)
                 out[f"peak{i}"], out[f"rps{i}"] = s.max, lr.rps
-            time.sleep(0.5)
+            time.sleep(IDLE_SECONDS)
             out["idle_after"] = rss_kib(again.pid)
         finally:
             again.stop()

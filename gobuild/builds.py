@@ -84,6 +84,8 @@ class Builder:
         """
         if (done := self.store.result(spec)) is not None:
             return done
+        if (failed := self.store.failure(spec)) is not None:  # before asking peers to build in vain
+            raise PermanentFailure(failed.reason, failed.error)
         verification = self.verifier.start(spec, chain) if self.verifier else None
         if not self.compile:
             assert verification is not None

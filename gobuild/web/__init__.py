@@ -19,6 +19,8 @@ from ..spec import BuildSpec, Record, SpecError
 from ..tlog.server import TransparencyLog, load_or_create_signer
 from ..toolchains import Toolchains
 from ..verify import Verifier, parse_peers
+from .live import StreamLimit
+from .pages import VersionsCache
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -36,6 +38,8 @@ class Services:
     coordinator: Coordinator
     tlog: TransparencyLog
     verifier: Verifier | None
+    streams: StreamLimit  # open live-log streams, each holding a server thread
+    versions: VersionsCache  # module version lists for the link columns
 
     def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
         """The newest logged builds, newest first: (spec, sum), read from the log's tail."""
@@ -80,16 +84,19 @@ def build_services(cfg: configmod.Config) -> Services:
         builder = Builder(settings, store, toolchains, cfg.cache_path, tlog, verifier, compile=cfg.build)
     except ValueError as e:
         raise configmod.ConfigError(f"config: {e}") from e
+    proxy = GoProxyClient(cfg.goproxy, timeout=cfg.proxy_timeout)
     return Services(
         config=cfg,
         store=store,
         toolchains=toolchains,
         targets=targets,
-        proxy=GoProxyClient(cfg.goproxy, timeout=cfg.proxy_timeout),
+        proxy=proxy,
         builder=builder,
         coordinator=Coordinator(builder, cfg.max_builds),
         tlog=tlog,
         verifier=verifier,
+        streams=StreamLimit(cfg.stream_limit),
+        versions=VersionsCache(proxy.list),
     )
 
 

@@ -54,15 +54,6 @@ class StreamLimit:
             return self._open >= self.limit
 
 
-def streams() -> StreamLimit:
-    """The app's stream counter, sized from config."""
-    ext = current_app.extensions
-    if "gobuild.streams" not in ext:
-        ext.setdefault("gobuild.streams", StreamLimit(_svc().config.stream_limit))
-    limit: StreamLimit = ext["gobuild.streams"]
-    return limit
-
-
 class LogTail:
     """Reads a build log in whole lines from a byte offset: the job's live file, else the stored log.
 
@@ -200,7 +191,7 @@ def events(spec: BuildSpec) -> Response:
     none runs. A reader that resumes never starts one: it joins the running job or hears how the
     last one ended.
     """
-    limit = streams()
+    limit = _svc().streams
     if not limit.acquire():
         resp = Response("too many live streams open, poll .../live?offset=N instead\n", 503, mimetype="text/plain")
         resp.headers["Retry-After"] = "5"
@@ -321,5 +312,5 @@ def page_log(job: Job | None) -> tuple[str, int]:
 
 def polling() -> bool:
     """Whether a build page polls instead of streaming: asked to (?poll=1), or too many streams are open."""
-    return bool(request.args.get("poll")) or streams().full
+    return bool(request.args.get("poll")) or _svc().streams.full
 

@@ -59,15 +59,6 @@ class VersionsCache:
         return hit[1]
 
 
-def versions_cache() -> VersionsCache:
-    """The app's version list cache."""
-    ext = current_app.extensions
-    if "gobuild.versions" not in ext:
-        ext.setdefault("gobuild.versions", VersionsCache(_svc().proxy.list))
-    cache: VersionsCache = ext["gobuild.versions"]
-    return cache
-
-
 @dataclass(frozen=True)
 class Link:
     """One entry of a link column: a related spec's result URL if it is built, else its build URL."""
@@ -111,7 +102,7 @@ def related(spec: BuildSpec) -> list[Column]:
     """The four columns: module versions, targets, Go versions, variants (current one active)."""
     error = ""
     try:
-        versions = versions_cache().get(spec.module)[:MAX_VERSION_LINKS]
+        versions = _svc().versions.get(spec.module)[:MAX_VERSION_LINKS]
     except GoProxyError as e:
         versions, error = [], f"listing versions: {e}"
     if spec.version not in versions:
@@ -142,7 +133,7 @@ def newer(spec: BuildSpec) -> Newer | None:
     """The "newer version available" banner for spec, if there is one."""
     latest_module = ""
     try:
-        listed = versions_cache().get(spec.module)
+        listed = _svc().versions.get(spec.module)
         releases = [v for v in listed if not module.semver_prerelease(v)]
         latest_module = (releases or listed or [""])[0]
     except GoProxyError:

@@ -13,9 +13,9 @@ from flask import Flask
 from .. import config as configmod
 from ..builds import Builder, BuildSettings, Coordinator
 from ..goproxy import GoProxyClient, goproxy_for_go
+from ..spec import BuildSpec, Record, SpecError
 from ..store import Store
 from ..targets import Targets
-from ..spec import BuildSpec, Record, SpecError
 from ..tlog.server import TransparencyLog, load_or_create_signer
 from ..toolchains import Toolchains
 from ..verify import Verifier, parse_peers

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -17,10 +11,10 @@ import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from gobuild.spec import sum_from_digest
-from tests.conftest import GOROOT, GOVERSION
+from tests.conftest import GOVERSION
 from tests.modproxy import ModuleProxy, hello_module
+from tests.realserver import ROOT, real_server
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -28,41 +22,15 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-d
                  "--no-first-run"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python app.py` with waitress, empty caches (so the build is slow enough to watch)."""
-    tmp = tmp_path_factory.mktemp("browser")
-    with ModuleProxy() as proxy:
+    with ModuleProxy() as proxy, real_server(tmp_path_factory.mktemp("browser"), proxy.url) as base:
         proxy.add("example.com/hello", "v1.0.0", hello_module("example.com/hello", "v1.0.0"))
         proxy.add("example.com/replaced", "v1.0.0", {
             "go.mod": "module example.com/replaced\n\ngo 1.22\n\nreplace example.com/other => ./other\n",
             "main.go": "package main\n\nfunc main() {}\n"})
-        port = free_port()
-        config = tmp / "config.json"
-        config.write_text(json.dumps({
-            "listen": f"127.0.0.1:{port}", "data_dir": str(tmp / "data"), "goproxy": proxy.url,
-            "environment": ["GOSUMDB=off"], "toolchains": {GOVERSION: GOROOT},
-        }))
-        proc = subprocess.Popen([sys.executable, "app.py", "--config", str(config)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    requests.get(base + "/robots.txt", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            yield base
-        finally:
-            proc.terminate()
-            proc.communicate(timeout=10)
+        yield base
 
 
 @pytest.fixture(scope="module")

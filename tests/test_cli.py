@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,9 @@ import requests
 
 from gobuild.cli import main
 from gobuild.spec import sum_from_digest
-from tests.conftest import GOROOT, GOVERSION
+from tests.conftest import GOVERSION
 from tests.modproxy import ModuleProxy, hello_module
+from tests.realserver import real_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,44 +56,17 @@ def test_sum_of_stdin() -> None:
     assert out.stdout.decode().strip() == sum_from_digest(hashlib.sha256(data).digest())
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_real_server_serves_the_readme_curl_line(tmp_path: Path, server_cache: Path) -> None:
     """`python app.py --config` with waitress; a download like `curl -fL` follows the redirect."""
-    with ModuleProxy() as proxy:
+    with ModuleProxy() as proxy, real_server(tmp_path, proxy.url, cache_dir=str(server_cache)) as base:
         proxy.add("example.com/hello", "v1.0.0", hello_module("example.com/hello", "v1.0.0"))
-        port = free_port()
-        cfg = tmp_path / "config.json"
-        cfg.write_text(json.dumps({
-            "listen": f"127.0.0.1:{port}", "data_dir": str(tmp_path / "data"), "goproxy": proxy.url,
-            "cache_dir": str(server_cache), "environment": ["GOSUMDB=off"],
-            "toolchains": {GOVERSION: GOROOT},
-        }))
-        env = {k: v for k, v in os.environ.items() if k != "GOPROXY"}
-        server = subprocess.Popen([sys.executable, "app.py", "--config", str(cfg)], cwd=ROOT, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    requests.get(base + "/robots.txt", timeout=1)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            name = f"hello-v1.0.0-{GOVERSION}"
-            r = requests.get(f"{base}/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/{name}", timeout=300,
-                             headers={"Accept-Encoding": "identity"})
-            assert r.status_code == 200
-            got = sum_from_digest(hashlib.sha256(r.content).digest())
-            assert [h.status_code for h in r.history] == [307]
-            assert r.url.endswith(f"/{got}/{name}")
-            assert int(r.headers["Content-Length"]) == len(r.content)
-            home = requests.get(base + "/", timeout=10)
-            assert home.status_code == 200 and got in home.text  # listed under recent builds
-        finally:
-            server.terminate()
-            server.communicate(timeout=10)
+        name = f"hello-v1.0.0-{GOVERSION}"
+        r = requests.get(f"{base}/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/{name}", timeout=300,
+                         headers={"Accept-Encoding": "identity"})
+        assert r.status_code == 200
+        got = sum_from_digest(hashlib.sha256(r.content).digest())
+        assert [h.status_code for h in r.history] == [307]
+        assert r.url.endswith(f"/{got}/{name}")
+        assert int(r.headers["Content-Length"]) == len(r.content)
+        home = requests.get(base + "/", timeout=10)
+        assert home.status_code == 200 and got in home.text  # listed under recent builds

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import stat
 import subprocess
@@ -25,9 +24,9 @@ from gobuild.cli import main
 from gobuild.spec import BuildSpec, Record, sum_from_digest
 from gobuild.tlog import note, server
 from gobuild.tlog.server import LogError, TransparencyLog
-from tests.conftest import GOROOT, GOVERSION
+from tests.conftest import GOVERSION
 from tests.modproxy import ModuleProxy, hello_module
-from tests.test_cli import ROOT, free_port
+from tests.realserver import ROOT, real_server
 
 NAME = "gobuild.test"
 SKEY, VKEY = note.new_keys(NAME, bytes(range(1, 33)))
@@ -494,41 +493,25 @@ def test_end_to_end_against_real_server(tmp_path: Path, server_cache: Path) -> N
     goos, goarch = getmod.local_target()
     work = tmp_path / "work"
     work.mkdir()
-    with ModuleProxy() as proxy:
+    with ModuleProxy() as proxy, real_server(tmp_path, proxy.url, cache_dir=str(server_cache),
+                                             signer_key_file=str(tmp_path / "signer.key")) as base:
         proxy.add("example.com/hello", "v1.0.0", hello_module("example.com/hello", "v1.0.0"))
-        port = free_port()
-        (tmp_path / "config.json").write_text(json.dumps({
-            "listen": f"127.0.0.1:{port}", "data_dir": str(tmp_path / "data"), "goproxy": proxy.url,
-            "cache_dir": str(server_cache), "environment": ["GOSUMDB=off"],
-            "toolchains": {GOVERSION: GOROOT}, "signer_key_file": str(tmp_path / "signer.key"),
-        }))
-        env = {k: v for k, v in os.environ.items() if k != "GOPROXY"}
-        server_proc = subprocess.Popen([sys.executable, "app.py", "--config", str(tmp_path / "config.json")],
-                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            url = f"http://127.0.0.1:{port}/tlog"
-            wait_for(url + "/latest")
-            flags = ["-verifierkey", vkey, "-url", url, "-target", f"{goos}/{goarch}"]
-            first = run_get(work, *flags, "-goversion", GOVERSION, "example.com/hello@v1.0.0")
-            assert first.returncode == 0, first.stderr
-            exe = work / ("hello.exe" if goos == "windows" else "hello")
-            assert subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout == "hello\n"
-            sum_ = sum_from_digest(hashlib.sha256(exe.read_bytes()).digest())
-            spec = f"example.com/hello@v1.0.0/{goos}-{goarch}-{GOVERSION}/"
-            assert f"resolved to {spec}, sum {sum_}" in first.stderr and "writing to" in first.stderr
-            # Later uses check consistency with the stored head; latest resolves to the same build.
-            again = run_get(work, *flags, "-download=false", "example.com/hello")
-            assert again.returncode == 0 and f"resolved to {spec}, sum {sum_}" in again.stderr, again.stderr
-            exact = run_get(work, *flags, "-sum", sum_, "-goversion", GOVERSION, "-bindir", str(tmp_path),
-                            "-quiet", "example.com/hello@v1.0.0")
-            assert exact.returncode == 0 and exact.stderr == "", exact.stderr
-            assert (tmp_path / exe.name).read_bytes() == exe.read_bytes()
-        except BaseException:
-            server_proc.terminate()
-            print(server_proc.communicate(timeout=10)[1].decode(errors="replace")[-5000:], file=sys.stderr)
-            raise
-        server_proc.terminate()
-        server_proc.communicate(timeout=10)
+        url = base + "/tlog"
+        flags = ["-verifierkey", vkey, "-url", url, "-target", f"{goos}/{goarch}"]
+        first = run_get(work, *flags, "-goversion", GOVERSION, "example.com/hello@v1.0.0")
+        assert first.returncode == 0, first.stderr
+        exe = work / ("hello.exe" if goos == "windows" else "hello")
+        assert subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout == "hello\n"
+        sum_ = sum_from_digest(hashlib.sha256(exe.read_bytes()).digest())
+        spec = f"example.com/hello@v1.0.0/{goos}-{goarch}-{GOVERSION}/"
+        assert f"resolved to {spec}, sum {sum_}" in first.stderr and "writing to" in first.stderr
+        # Later uses check consistency with the stored head; latest resolves to the same build.
+        again = run_get(work, *flags, "-download=false", "example.com/hello")
+        assert again.returncode == 0 and f"resolved to {spec}, sum {sum_}" in again.stderr, again.stderr
+        exact = run_get(work, *flags, "-sum", sum_, "-goversion", GOVERSION, "-bindir", str(tmp_path),
+                        "-quiet", "example.com/hello@v1.0.0")
+        assert exact.returncode == 0 and exact.stderr == "", exact.stderr
+        assert (tmp_path / exe.name).read_bytes() == exe.read_bytes()
 
 
 def run_get(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -484,8 +484,8 @@ def test_result_page(client: FlaskClient, app: Flask, built: tuple[BuildSpec, st
     assert f'href="{stripped.result_link(stripped_sum)}"' in li_of(body, "stripped") and "✓" in li_of(body, "stripped")
     # The newer module version is announced.
     assert "A newer version of this module is available: v1.1.0" in body
-    assert f"https://pkg.go.dev/example.com/hello@v1.0.0?tab=doc" in body
-    assert f'href="/example.com/hello@latest/linux-amd64-latest/"' in body
+    assert "https://pkg.go.dev/example.com/hello@v1.0.0?tab=doc" in body
+    assert 'href="/example.com/hello@latest/linux-amd64-latest/"' in body
 
 
 def test_versions_list_is_cached_briefly(client: FlaskClient, proxy: ModuleProxy, built: tuple[BuildSpec, str]) -> None:

@@ -21,12 +21,7 @@ from gobuild.tlog import note
 from gobuild.web import build_services, create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.realserver import free_port
 
 
 @dataclass

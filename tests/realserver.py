@@ -1,0 +1,65 @@
+"""The real server for tests: `python app.py --config` (waitress) in a subprocess on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import requests
+
+from tests.conftest import GOROOT, GOVERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def real_server(tmp: Path, goproxy: str, **config: Any) -> Iterator[str]:
+    """Run the server with the local Go, the given proxy and no checksum database; yield its base URL.
+
+    Its stderr is printed when the block fails, to show what the server said.
+    """
+    port = free_port()
+    values: dict[str, Any] = {"listen": f"127.0.0.1:{port}", "data_dir": str(tmp / "data"), "goproxy": goproxy,
+                              "environment": ["GOSUMDB=off"], "toolchains": {GOVERSION: GOROOT}}
+    values.update(config)
+    config_file = tmp / "config.json"
+    config_file.write_text(json.dumps(values))
+    env = {k: v for k, v in os.environ.items() if k != "GOPROXY"}
+    proc = subprocess.Popen([sys.executable, "app.py", "--config", str(config_file)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, proc)
+        yield base
+    except BaseException:
+        proc.terminate()
+        print(proc.communicate(timeout=10)[1].decode(errors="replace")[-5000:], file=sys.stderr)
+        raise
+    proc.terminate()
+    proc.communicate(timeout=10)
+
+
+def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            requests.get(base + "/robots.txt", timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not start listening within 10 s")

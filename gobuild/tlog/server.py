@@ -14,13 +14,13 @@ the lock) before the next append. Readers use only the committed prefix.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Sequence
 
-from filelock import FileLock
 
 from gobuild.durable import fsync_dir
 from gobuild.tlog import merkle, note
@@ -37,7 +37,6 @@ _OFFSET_SIZE = 8  # one big-endian end offset per record in record-index
 # Hash reads closer together than this are merged into one read (a level-0 tile is one read).
 _MAX_READ_SPAN = 1024
 # Readers wait for an appender's fsyncs; poll often so a lookup is not delayed long.
-_READ_POLL = 0.002
 
 
 class LogError(Exception):
@@ -85,6 +84,35 @@ class TileNotFound(LogError):
     code = "tile-not-found"
 
 
+class _AppendLock:
+    """Held while appending: flock on a lock file kept open (other processes), plus a thread lock.
+
+    flock directly rather than the filelock package: its bookkeeping cost more than the
+    hashing of an append (measured), and the lock is taken for every append and new tree head.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._threads = threading.Lock()  # flock does not exclude threads sharing the descriptor
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 def _open_append(path: Path) -> int:
     """Open (creating) a log file for reading and appending."""
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
@@ -115,14 +143,13 @@ class TransparencyLog:
         self._signer = note.Signer.parse(signer_key.strip())
         self.verifier_key = str(self._signer.verifier())
         self._cached_head: tuple[Tree, bytes] | None = None
-        self._file_lock = FileLock(str(self.directory / LOCK))
-        self._thread_lock = threading.Lock()
+        self._lock = _AppendLock(self.directory / LOCK)
         self._records = _open_append(self.directory / RECORDS)
         self._index = _open_append(self.directory / RECORD_INDEX)
         self._hashes = _open_append(self.directory / HASHES)
         fsync_dir(self.directory)
         try:
-            with self._thread_lock, self._file_lock:
+            with self._lock:
                 n = self._repair_tail()
                 self._verify_last_record(n)
         except BaseException:
@@ -137,6 +164,7 @@ class TransparencyLog:
             except OSError:
                 pass
         self._records = self._index = self._hashes = -1
+        self._lock.close()
 
     def __enter__(self) -> TransparencyLog:
         return self
@@ -246,7 +274,7 @@ class TransparencyLog:
         cached = self._cached_head
         if cached is not None and cached[0].n == self.size():
             return cached
-        with self._file_lock.acquire(poll_interval=_READ_POLL):
+        with self._lock:
             n = self.size()
         tree = Tree(n, merkle.tree_hash(n, self))
         head = (tree, note.sign(note.format_tree(tree), self._signer))
@@ -301,7 +329,7 @@ class TransparencyLog:
         """Append a record durably and return its number."""
         if not note.is_valid_record_text(record):
             raise InvalidRecordError("record text must be UTF-8 lines without control characters or blank lines")
-        with self._thread_lock, self._file_lock:
+        with self._lock:
             # Another process may have appended (or crashed mid-append) since we last looked.
             n = self._repair_tail()
             hashes = merkle.stored_hashes(n, record, self)

@@ -40,10 +40,13 @@ class BuildSettings:
 
 
 def reproduce_command(spec: BuildSpec, goproxy: str) -> str:
-    """The shell command that builds the same bytes without gobuild."""
+    """The shell command that builds the same bytes without gobuild (the environment of gocmd)."""
     ld = "-buildid= -s" if spec.stripped else "-buildid="
-    return (f"GOPROXY={goproxy} CGO_ENABLED=0 GOOS={spec.goos} GOARCH={spec.goarch} "
-            f"GOTOOLCHAIN={spec.goversion} go install -trimpath -ldflags='{ld}' -- {spec.package}@{spec.version}")
+    env = f"GO111MODULE=on GOPROXY={goproxy} CGO_ENABLED=0 GOOS={spec.goos} GOARCH={spec.goarch} " \
+          f"GOTOOLCHAIN={spec.goversion} "
+    if "GO19CONCURRENTCOMPILATION" in gocmd.version_environment(spec.goversion):
+        env += "GO19CONCURRENTCOMPILATION=0 "
+    return f"{env}go install -trimpath -ldflags='{ld}' -- {spec.package}@{spec.version}"
 
 
 class RecordLog(Protocol):

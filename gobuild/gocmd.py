@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Mapping, Sequence
 
 from .durable import write_atomic
-from .spec import GoVersion
+from .spec import GoVersion, SpecError
 
 
 class GoCommandError(Exception):
@@ -76,14 +76,22 @@ def environment(
         "GOTELEMETRY": "off",
         "GOFLAGS": "",
     }
-    if GoVersion.parse(goversion).minor < 26:
-        env["GO19CONCURRENTCOMPILATION"] = "0"
+    env.update(version_environment(goversion))
     for kv in extra:
         key, _, value = kv.partition("=")
         env[key] = value
     if target:
         env["GOOS"], env["GOARCH"] = target
     return env
+
+
+def version_environment(goversion: str) -> dict[str, str]:
+    """Settings a Go version needs to build reproducibly (parallel compilation before go1.26)."""
+    try:
+        minor = GoVersion.parse(goversion).minor
+    except SpecError:
+        return {}
+    return {"GO19CONCURRENTCOMPILATION": "0"} if minor < 26 else {}
 
 
 @contextmanager

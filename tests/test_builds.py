@@ -47,3 +47,13 @@ def test_crash_after_append_before_publish_does_not_log_twice(tmp_path: Path) ->
     result = builder.build(SPEC, io.BytesIO())
     assert result.record_number == 1 and log.size() == 2
     assert result.appending_from is None
+
+
+def test_reproduce_command_is_the_build_environment() -> None:
+    from gobuild.builds import reproduce_command
+
+    old = BuildSpec("example.com/x", "v1.0.0", "/cmd/y", "windows", "arm64", "go1.25.3", True)
+    assert reproduce_command(old, "http://proxy") == (
+        "GO111MODULE=on GOPROXY=http://proxy CGO_ENABLED=0 GOOS=windows GOARCH=arm64 GOTOOLCHAIN=go1.25.3 "
+        "GO19CONCURRENTCOMPILATION=0 go install -trimpath -ldflags='-buildid= -s' -- example.com/x/cmd/y@v1.0.0")
+    assert "GO19CONCURRENTCOMPILATION" not in reproduce_command(SPEC, "http://proxy")

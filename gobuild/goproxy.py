@@ -17,7 +17,7 @@ import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import requests
 
@@ -317,25 +317,23 @@ class GoProxyClient:
     def _get_bytes(self, base: str, path: str, limit: int = MAX_SMALL_BYTES) -> bytes:
         """A whole (small) response body, refused if longer than limit."""
         with self._get(base, path) as resp:
-            chunks: builtins.list[bytes] = []
-            size = 0
-            for chunk in self._iter_body(resp, base, time.monotonic() + self.download_timeout):
-                size += len(chunk)
-                if size > limit:
-                    raise _ProxyFailed(f"response for {path} from {base} larger than {limit} bytes")
-                chunks.append(chunk)
-        return b"".join(chunks)
+            return b"".join(self._iter_body(resp, base, limit, f"response for {path}"))
 
     def _get_text(self, base: str, path: str) -> str:
         """A small response body as text."""
         return self._get_bytes(base, path).decode("utf-8", "replace")
 
-    def _iter_body(self, resp: requests.Response, base: str, deadline: float) -> Iterator[bytes]:
-        """Body chunks; read errors and the overall deadline become _ProxyFailed."""
+    def _iter_body(self, resp: requests.Response, base: str, limit: int, what: str) -> Iterator[bytes]:
+        """Body chunks; read errors, the overall deadline and more than limit bytes become _ProxyFailed."""
+        deadline = time.monotonic() + self.download_timeout
+        size = 0
         try:
             for chunk in resp.iter_content(_CHUNK):
                 if time.monotonic() > deadline:
                     raise _ProxyFailed(f"download from {base} took longer than {self.download_timeout:g}s")
+                size += len(chunk)
+                if size > limit:
+                    raise _ProxyFailed(f"{what} from {base} larger than {limit} bytes")
                 yield chunk
         except requests.RequestException as e:
             raise _ProxyFailed(f"reading response from {base}: {_short(e)}") from None
@@ -350,7 +348,8 @@ class GoProxyClient:
             tmp = pathlib.Path(tmp_name)
             try:
                 with os.fdopen(fd, "wb") as f:
-                    self._copy_limited(resp, base, f)
+                    for chunk in self._iter_body(resp, base, MAX_ZIP_BYTES, "zip"):
+                        f.write(chunk)
                     f.flush()
                     os.fsync(f.fileno())
                 if not zipfile.is_zipfile(tmp):
@@ -361,14 +360,6 @@ class GoProxyClient:
                 raise
         fsync_dir(dest.parent)
 
-    def _copy_limited(self, resp: requests.Response, base: str, f: BinaryIO) -> None:
-        """Copy the body to f, stopping at MAX_ZIP_BYTES."""
-        size = 0
-        for chunk in self._iter_body(resp, base, time.monotonic() + self.download_timeout):
-            size += len(chunk)
-            if size > MAX_ZIP_BYTES:
-                raise _ProxyFailed(f"zip from {base} larger than {MAX_ZIP_BYTES} bytes")
-            f.write(chunk)
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -59,7 +59,7 @@ class Store:
         self.tmp = data_dir / "tmp"
         for d in ("blobs/sha256", "results", "candidates", "failures", "tmp"):
             (data_dir / d).mkdir(parents=True, exist_ok=True)
-        self._results_dir = str(data_dir / "results")
+        self._root = str(data_dir)
         self._results: OrderedDict[str, Result] = OrderedDict()
         self._misses: OrderedDict[str, float] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -123,18 +123,20 @@ class Store:
         # Specs hold '/' and may be long: name files by a hash of the spec string instead.
         return hashlib.sha256(str(spec).encode()).hexdigest()
 
-    def _index_path(self, kind: str, spec: BuildSpec | str) -> Path:
+    def _index_path(self, kind: str, spec: BuildSpec | str) -> str:
+        # A plain string, not a Path: pages look up dozens of mostly missing results per view.
         key = self._key(spec)
-        return self.root / kind / key[:2] / f"{key}.json"
+        return f"{self._root}/{kind}/{key[:2]}/{key}.json"
 
-    def _write_json(self, target: Path, obj: dict[str, Any]) -> None:
+    def _write_json(self, target: str, obj: dict[str, Any]) -> None:
         with self._tempfile() as (tmp, f):
             f.write(json.dumps(obj, indent=1, sort_keys=True).encode() + b"\n")
-            self._publish(tmp, f, target)
+            self._publish(tmp, f, Path(target))
 
-    def _read_json(self, path: Path) -> dict[str, Any] | None:
+    def _read_json(self, path: str) -> dict[str, Any] | None:
         try:
-            return json.loads(path.read_bytes())  # type: ignore[no-any-return]
+            with open(path, "rb") as f:
+                return json.loads(f.read())  # type: ignore[no-any-return]
         except FileNotFoundError:
             return None
 
@@ -143,11 +145,10 @@ class Store:
         key = str(spec)
         if (cached := self._results.get(key)) is not None:
             return cached
-        try:  # the common miss (pages link to many unbuilt specs) costs one failed open, no Path
-            with open(self._results_path(key), "rb") as f:
-                result = Result(**json.loads(f.read()))
-        except FileNotFoundError:
+        obj = self._read_json(self._index_path("results", key))
+        if obj is None:
             return None
+        result = Result(**obj)
         self._remember(key, result)
         return result
 
@@ -165,10 +166,6 @@ class Store:
                 if len(self._misses) > RESULT_CACHE_SIZE:
                     self._misses.popitem(last=False)
         return result
-
-    def _results_path(self, key: str) -> str:
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        return f"{self._results_dir}/{digest[:2]}/{digest}.json"
 
     def _remember(self, key: str, result: Result) -> None:
         """Keep a published result in memory: it never changes once published (records are final)."""
@@ -198,7 +195,7 @@ class Store:
 
     def delete_candidate(self, spec: BuildSpec | str) -> None:
         """Forget a candidate once it is published."""
-        self._index_path("candidates", spec).unlink(missing_ok=True)
+        Path(self._index_path("candidates", spec)).unlink(missing_ok=True)
 
     def failure(self, spec: BuildSpec) -> Failure | None:
         """The stored permanent failure of spec, if any."""
@@ -212,7 +209,7 @@ class Store:
     def delete_failure(self, spec: BuildSpec | str) -> bool:
         """Forget a failure so the next request builds again; whether there was one."""
         try:
-            self._index_path("failures", spec).unlink()
+            os.unlink(self._index_path("failures", spec))
             return True
         except FileNotFoundError:
             return False

@@ -16,6 +16,7 @@ from ..goproxy import GoProxyClient, goproxy_for_go
 from ..spec import BuildSpec, Record, SpecError
 from ..store import Store
 from ..targets import Targets
+from ..tlog import note
 from ..tlog.server import TransparencyLog, load_or_create_signer
 from ..toolchains import Toolchains
 from ..verify import Verifier, parse_peers
@@ -117,8 +118,7 @@ def _verifier(cfg: configmod.Config, own_key: str) -> Verifier | None:
         peers = parse_peers(cfg.verifiers)
     except ValueError as e:
         raise configmod.ConfigError(f"config: {e}") from e
-    own_name = own_key.split("+", 1)[0]
-    return Verifier(peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name)
+    return Verifier(peers, cfg.data_path / "verifiers", cfg.verify_timeout, note.Verifier.parse(own_key).name)
 
 
 def create_app(cfg: configmod.Config | None = None) -> Flask:

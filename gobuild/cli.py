@@ -93,19 +93,20 @@ class GoFlagCommand(click.Command):
         return super().parse_args(ctx, args)
 
 
-class GetFailure(click.ClickException):
-    """A failed `gobuild get`: one line (or the whole security report) and its exit code."""
+class GetFailure(Exception):
+    """A failed `gobuild get`: one line (or the whole security report) and its exit code.
+
+    Not a ClickException: click declares exit_code a class variable, and get's code varies."""
 
     def __init__(self, message: str, exit_code: int, verbatim: bool = False) -> None:
         super().__init__(message)
+        self.message = message
         self.exit_code = exit_code
         self.verbatim = verbatim
 
-    def show(self, file: Any = None) -> None:
-        if not self.verbatim:
-            super().show(file)
-            return
-        click.echo(self.message, file=file or sys.stderr)
+    def show(self) -> None:
+        prefix = "" if self.verbatim else "Error: "
+        click.echo(prefix + self.message, err=True)
 
 
 _GET_HELP = """Look a build up in a gobuild server's transparency log, download it and verify it.
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="gobuild", standalone_mode=False)
-    except click.ClickException as e:
+    except (click.ClickException, GetFailure) as e:
         e.show()
         return e.exit_code
     except click.exceptions.Abort:

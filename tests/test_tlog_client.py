@@ -1,6 +1,6 @@
 """Tests for gobuild.tlog.client against a real TransparencyLog served over local HTTP.
 
-Also checks the client against ../shared/testdata/tlog/gobuild-instance/ (responses captured
+Also checks the client against tests/testdata/tlog/gobuild-instance/ (responses captured
 from an original gobuild server), served as they were captured.
 """
 
@@ -18,7 +18,7 @@ from gobuild.tlog.client import Client, ConfigError, RemoteError, SecurityError,
 from gobuild.tlog.merkle import HashList
 from gobuild.tlog.server import LogError, TransparencyLog
 
-INSTANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "tlog" / "gobuild-instance"
+INSTANCE = Path(__file__).resolve().parent / "testdata" / "tlog" / "gobuild-instance"
 SKEY, VKEY = note.new_keys("log.example", bytes(range(1, 33)))
 
 

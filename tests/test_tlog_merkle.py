@@ -1,7 +1,7 @@
 """Tests for gobuild.tlog.merkle: known answers from Go's tlog, then brute force and negatives.
 
-Vectors: ../shared/testdata/tlog/go-tlog-vectors.json, made with golang.org/x/mod/sumdb/tlog
-over the records "record <i>\\n" (see ../shared/testdata/README.md).
+Vectors: tests/testdata/tlog/go-tlog-vectors.json, made with golang.org/x/mod/sumdb/tlog
+over the records "record <i>\\n" (see tests/testdata/README.md).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from gobuild.tlog.merkle import (
     Tree,
 )
 
-VECTORS = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "tlog" / "go-tlog-vectors.json"
+VECTORS = Path(__file__).resolve().parent / "testdata" / "tlog" / "go-tlog-vectors.json"
 
 
 @lru_cache(maxsize=None)

@@ -1,7 +1,7 @@
 """Tests for gobuild.tlog.note: Go's note vectors, the captured original gobuild instance, negatives.
 
-Vectors: ../shared/testdata/tlog/go-tlog-vectors.json ("note": made with golang.org/x/mod/sumdb/note)
-and ../shared/testdata/tlog/gobuild-instance/ (responses of an original gobuild server).
+Vectors: tests/testdata/tlog/go-tlog-vectors.json ("note": made with golang.org/x/mod/sumdb/note)
+and tests/testdata/tlog/gobuild-instance/ (responses of an original gobuild server).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from gobuild.tlog.note import (
     Verifier,
 )
 
-TESTDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata" / "tlog"
+TESTDATA = Path(__file__).resolve().parent / "testdata" / "tlog"
 INSTANCE = TESTDATA / "gobuild-instance"
 NOTE_VECTOR = json.loads((TESTDATA / "go-tlog-vectors.json").read_text())["note"]
 TREE_1000 = json.loads((TESTDATA / "go-tlog-vectors.json").read_text())["tree_hash"]["1000"]

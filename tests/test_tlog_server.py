@@ -1,7 +1,7 @@
 """Tests for gobuild.tlog.server: the on-disk log against merkle, Go's vectors, crashes and races.
 
-Vectors: ../shared/testdata/tlog/go-tlog-vectors.json (tiles and signed head of the 1000-record
-tree of "record <i>\\n") and ../shared/testdata/tlog/gobuild-instance/ (original gobuild tiles).
+Vectors: tests/testdata/tlog/go-tlog-vectors.json (tiles and signed head of the 1000-record
+tree of "record <i>\\n") and tests/testdata/tlog/gobuild-instance/ (original gobuild tiles).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from gobuild.tlog.server import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTDATA = ROOT.parent / "shared" / "testdata" / "tlog"
+TESTDATA = Path(__file__).resolve().parent / "testdata" / "tlog"
 VECTORS = json.loads((TESTDATA / "go-tlog-vectors.json").read_text())
 SKEY = VECTORS["note"]["signer_key"]
 VKEY = VECTORS["note"]["verifier_key"]

@@ -79,7 +79,7 @@ def run(url: str, connections: int, seconds: float, headers: dict[str, str] | No
         argv = [sys.executable, __file__, "--engine", "python-inline", "-c", str(connections), "-d", str(seconds)]
         for k, v in headers.items():
             argv += ["-H", f"{k}: {v}"]
-        out = subprocess.run(argv + [url], capture_output=True, text=True, timeout=seconds + 120, check=True)
+        out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 120, check=True)
         return LoadResult(**json.loads(out.stdout))
     if engine == "python-inline":
         return _run_python(url, connections, seconds, headers)
@@ -105,7 +105,7 @@ def _run_wrk(url: str, connections: int, seconds: float, headers: dict[str, str]
     for k, v in headers.items():
         argv += ["-H", f"{k}: {v}"]
     started = time.monotonic()
-    out = subprocess.run(argv + [url], capture_output=True, text=True, timeout=seconds + 60)
+    out = subprocess.run([*argv, url], capture_output=True, text=True, timeout=seconds + 60)
     elapsed = time.monotonic() - started
     text = out.stdout
     if out.returncode != 0:
@@ -136,7 +136,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an ascending list (0 for an empty one)."""
     if not sorted_values:
         return 0.0
-    k = max(0, min(len(sorted_values) - 1, int(round(q / 100 * len(sorted_values) + 0.5)) - 1))
+    k = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
     return sorted_values[k]
 
 

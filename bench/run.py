@@ -39,9 +39,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -466,8 +467,8 @@ class Bench:
         )
         # Each run's pair ran back to back: the median of the pair ratios is less hurt by a machine
         # whose speed drifts (a shared VM) than the ratio of the medians.
-        r_cold = median([a / b for a, b in zip(cold_gb, cold_direct)])
-        r_warm = median([a / b for a, b in zip(warm_gb, warm_direct)])
+        r_cold = median([a / b for a, b in zip(cold_gb, cold_direct, strict=False)])
+        r_warm = median([a / b for a, b in zip(warm_gb, warm_direct, strict=False)])
         tab.rows.append(["cold", fmt_s(m_cold), fmt_s(m_cold_d), f"{r_cold:.2f}x", str(self.cold_runs)])
         tab.rows.append(["warm, another version", fmt_s(m_warm), fmt_s(m_warm_d), f"{r_warm:.2f}x",
                        str(self.warm_runs)])
@@ -769,7 +770,7 @@ class Bench:
         t.rows.append(["during the warm builds (max)", fmt_mib(max(self.facts["build_rss"][self.cold_runs:])), ""])
         for size, t_build, peak in builds:
             t.rows.append([f"during the build of a {size / 2**20:.1f} MiB binary ({t_build:.1f} s)", fmt_mib(peak), ""])
-        for i, ((_, size), (peak, rps)) in enumerate(zip(downloads, peaks)):
+        for i, ((_, size), (peak, rps)) in enumerate(zip(downloads, peaks, strict=False)):
             dur = self.load_seconds if i == 0 else secs
             t.rows.append([f"32 clients downloading the {size / 2**20:.1f} MiB binary",
                            f"{fmt_mib(peak)} ({rps:.0f} req/s, {dur:g} s)",
@@ -1037,7 +1038,7 @@ def _frame_name(frame: str) -> str:
 def top_functions(st: pstats.Stats, k: int) -> list[list[str]]:
     rows = []
     entries = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:k]  # type: ignore[attr-defined]
-    for (file, line, fn), (cc, nc, tt, ct, _) in entries:
+    for (file, line, fn), (_cc, nc, tt, ct, _) in entries:
         short = file.replace(str(ROOT) + "/", "")
         short = re.sub(r".*/site-packages/", "", short)
         short = re.sub(r".*/lib/python3\.\d+/", "", short)
@@ -1148,7 +1149,7 @@ def machine() -> list[tuple[str, str]]:
         wrk = wrk.split(" Copyright")[0]
     from importlib.metadata import version
     return [
-        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("date", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")),
         ("machine", f"nproc {nproc}, {mem} memory, {cpu}"),
         ("kernel", platform.release()),
         ("Python", platform.python_version() + f" (Flask {version('flask')}, waitress {version('waitress')})"),

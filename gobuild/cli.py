@@ -8,13 +8,13 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from . import config as configmod
 from .spec import sum_from_digest
-
 
 TRIM_SECONDS = 2.0  # how soon an idle server returns freed memory to the system
 

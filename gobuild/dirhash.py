@@ -13,7 +13,7 @@ import os
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO, IO
+from typing import IO, BinaryIO
 
 _CHUNK = 1 << 16
 

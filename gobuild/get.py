@@ -10,9 +10,10 @@ import secrets
 import sys
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, Sequence, TextIO
+from typing import Protocol, TextIO
 
 import requests
 import urllib3

@@ -8,10 +8,11 @@ import signal
 import subprocess
 import tempfile
 import threading
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Mapping, Sequence
+from typing import BinaryIO
 
 from .durable import write_atomic
 from .spec import GoVersion, SpecError
@@ -162,7 +163,5 @@ def run(
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the go command and every compiler or linker it started."""
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -156,7 +156,7 @@ class GoProxyClient:
         if self._own_session:
             self.session.close()
 
-    def __enter__(self) -> "GoProxyClient":
+    def __enter__(self) -> GoProxyClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -204,7 +204,7 @@ def split_path_version(path: str) -> tuple[str, str] | None:
         return _split_gopkg_in(path)
     i = len(path)
     dot = False
-    while i > 0 and (path[i - 1].isascii() and path[i - 1].isdigit() or path[i - 1] == "."):
+    while i > 0 and ((path[i - 1].isascii() and path[i - 1].isdigit()) or path[i - 1] == "."):
         dot = dot or path[i - 1] == "."
         i -= 1
     if i <= 1 or i == len(path) or path[i - 1] != "v" or path[i - 2] != "/":
@@ -414,7 +414,7 @@ def _compare_prerelease(x: str, y: str) -> int:
     if y == "":
         return -1
     xs, ys = x[1:].split("."), y[1:].split(".")
-    for dx, dy in zip(xs, ys):
+    for dx, dy in zip(xs, ys, strict=False):
         if dx == dy:
             continue
         nx, ny = dx.isdigit(), dy.isdigit()

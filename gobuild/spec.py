@@ -6,8 +6,8 @@ import base64
 import hashlib
 import posixpath
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Collection
 
 
 class SpecError(ValueError):

@@ -20,9 +20,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 from filelock import FileLock
 
@@ -259,7 +259,7 @@ class VersionList:
                     return self._failed_at is None  # another caller just refreshed
             try:
                 value = self._fetch()
-            except Exception as e:  # noqa: BLE001 - any failure: keep the old list, retry soon
+            except Exception as e:
                 with self._lock:
                     self._failed_at = self._clock()
                 log.warning("refreshing the Go toolchain list failed (keeping the old list, retrying in %gs): %s",
@@ -410,7 +410,7 @@ class Toolchains:
         name = self._checked(goversion)
         listed = self.listed()
         # Refuse early only when the proxy's list is known; otherwise get() will find out.
-        if name not in self.installed() and (self.proxy is None or listed is not None and name not in listed):
+        if name not in self.installed() and (self.proxy is None or (listed is not None and name not in listed)):
             raise UnknownGoVersion(self._unavailable(name))
         return name
 

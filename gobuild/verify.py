@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import requests
 
@@ -88,7 +88,7 @@ class Verification:
     spec: BuildSpec
     futures: dict[Peer, Future[Record]]
     deadline: float
-    verifier: "Verifier"
+    verifier: Verifier
 
     def records(self) -> dict[Peer, Record]:
         """Every peer's record, or VerifyError naming the first peer that failed."""
@@ -127,7 +127,7 @@ class Verifier:
 
     def start(self, spec: BuildSpec, chain: tuple[str, ...] = ()) -> Verification:
         """Start asking every peer not already in chain for spec's record."""
-        chain = chain + (self.own_name,)
+        chain = (*chain, self.own_name)
         asked = [p for p in self.peers if p.name not in chain]
         futures = {p: self._pool.submit(self._lookup, p, spec, chain) for p in asked}
         return Verification(spec, futures, time.monotonic() + self.timeout, self)

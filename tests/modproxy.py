@@ -52,7 +52,7 @@ class ModuleProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> "ModuleProxy":
+    def start(self) -> ModuleProxy:
         """Listen on a free port of 127.0.0.1 and serve from a daemon thread."""
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
@@ -72,7 +72,7 @@ class ModuleProxy:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "ModuleProxy":
+    def __enter__(self) -> ModuleProxy:
         return self.start()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

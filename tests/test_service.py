@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from flask import Flask
@@ -147,7 +147,7 @@ def test_downloads_negotiate_gzip_and_stream_from_disk(client: FlaskClient) -> N
 def test_binary_goes_to_the_servers_file_wrapper(app: Flask, client: FlaskClient) -> None:
     """Downloads hand the open file to wsgi.file_wrapper (zero-copy in waitress), never read whole."""
     spec = spec_of(f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/")
-    location, plain = download(client, spec.link() + spec.download_filename())
+    location, _plain = download(client, spec.link() + spec.download_filename())
     wrapped: list[object] = []
 
     class FileWrapper:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ from gobuild.tlog.merkle import (
 VECTORS = Path(__file__).resolve().parent / "testdata" / "tlog" / "go-tlog-vectors.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def vectors() -> dict[str, Any]:
     """Load the Go-generated vectors once."""
     return json.loads(VECTORS.read_text())  # type: ignore[no-any-return]
@@ -55,7 +56,7 @@ def build(records: Sequence[bytes]) -> HashList:
     return hl
 
 
-@lru_cache(maxsize=None)
+@cache
 def vector_log(n: int) -> HashList:
     """Return the stored hashes of the vector log of n records."""
     return build([record(i) for i in range(n)])
@@ -102,7 +103,7 @@ def test_primitive_hashes() -> None:
     assert merkle.record_hash(b"x") == hashlib.sha256(b"\x00x").digest()
     assert merkle.node_hash(b"a" * 32, b"b" * 32) == hashlib.sha256(b"\x01" + b"a" * 32 + b"b" * 32).digest()
     assert merkle.tree_hash(0, HashList()) == bytes(32)
-    assert merkle.RFC6962_EMPTY_HASH == hashlib.sha256(b"").digest()
+    assert hashlib.sha256(b"").digest() == merkle.RFC6962_EMPTY_HASH
 
 
 @pytest.mark.parametrize("n", sorted(int(k) for k in json.loads(VECTORS.read_text())["tree_hash"]))
@@ -302,11 +303,11 @@ def test_check_record_negatives() -> None:
     p = merkle.prove_record(1000, 500, hl)
     for i in range(len(p)):
         with pytest.raises(ProofError):
-            merkle.check_record(p[:i] + [flip(p[i])] + p[i + 1 :], 1000, th, 500, leaf)
+            merkle.check_record([*p[:i], flip(p[i]), *p[i + 1:]], 1000, th, 500, leaf)
     with pytest.raises(ProofError):
         merkle.check_record(p[:-1], 1000, th, 500, leaf)  # short
     with pytest.raises(ProofError):
-        merkle.check_record(p + [p[0]], 1000, th, 500, leaf)  # long
+        merkle.check_record([*p, p[0]], 1000, th, 500, leaf)  # long
     with pytest.raises(ProofError):
         merkle.check_record(p, 1000, flip(th), 500, leaf)
     with pytest.raises(ProofError):
@@ -327,11 +328,11 @@ def test_check_tree_negatives() -> None:
     p = merkle.prove_tree(1000, 500, hl)
     for i in range(len(p)):
         with pytest.raises(ProofError):
-            merkle.check_tree(p[:i] + [flip(p[i], 7)] + p[i + 1 :], 1000, th, 500, h)
+            merkle.check_tree([*p[:i], flip(p[i], 7), *p[i + 1:]], 1000, th, 500, h)
     with pytest.raises(ProofError):
         merkle.check_tree(p[:-1], 1000, th, 500, h)
     with pytest.raises(ProofError):
-        merkle.check_tree(p + [h], 1000, th, 500, h)
+        merkle.check_tree([*p, h], 1000, th, 500, h)
     with pytest.raises(ProofError):
         merkle.check_tree(p, 1000, th, 500, flip(h))
     with pytest.raises(ProofError):

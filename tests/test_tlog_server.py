@@ -15,8 +15,8 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -189,7 +189,7 @@ def test_bad_tile_paths(log1000: TransparencyLog, path: str) -> None:
 def test_lookup_response_format(log1000: TransparencyLog) -> None:
     body = log1000.lookup_response(5)
     assert body == b"5\nrecord 5\n\n" + VECTORS["note"]["signed_tree_head_1000"].encode()
-    n, text, rest = note.parse_record(body)
+    n, text, _rest = note.parse_record(body)
     assert (n, text) == (5, b"record 5\n")
     with pytest.raises(RecordNotFound):
         log1000.lookup_response(1000)
@@ -270,7 +270,7 @@ def test_torn_tail_is_repaired(tmp_path: Path, stage: str, no_fsync: None) -> No
         assert tl.size() == 11
         check_log(tmp_path, records)
         assert tl.append(b"after crash\n") == 11
-    check_log(tmp_path, records + [b"after crash\n"])
+    check_log(tmp_path, [*records, b"after crash\n"])
 
 
 def test_torn_tail_is_repaired_by_an_open_log_before_appending(tmp_path: Path, no_fsync: None) -> None:
@@ -280,7 +280,7 @@ def test_torn_tail_is_repaired_by_an_open_log_before_appending(tmp_path: Path, n
         append_bytes(tmp_path / "hashes", b"x" * 33)
         assert tl.size() == 3
         assert tl.append(record(3)) == 3
-    check_log(tmp_path, records + [record(3)])
+    check_log(tmp_path, [*records, record(3)])
 
 
 @pytest.mark.parametrize(

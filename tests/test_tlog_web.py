@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from gobuild.spec import BuildSpec, Record
 from gobuild.targets import DEFAULT_TARGETS
@@ -59,7 +58,7 @@ def verifier(app: Flask) -> note.Verifier:
 
 def test_each_build_is_logged_once_with_its_exact_record(app: Flask, built: list[bytes]) -> None:
     store = app.extensions["gobuild"].store
-    for s, text in zip(SPECS, built):
+    for s, text in zip(SPECS, built, strict=False):
         spec = BuildSpec.parse(s, set(DEFAULT_TARGETS))
         result = store.result(spec)
         assert text == Record(spec, result.size, result.sum).pack()

@@ -17,8 +17,9 @@ import subprocess
 import threading
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -29,13 +30,26 @@ from gobuild.goproxy import GoProxyClient
 from gobuild.sumdb import ChecksumMismatch, SumDB, configured_gosumdb, parse_gosumdb
 from gobuild.targets import Targets, parse_dist_list
 from gobuild.toolchains import (
-    TOOLCHAIN_MODULE, Toolchains, ToolchainRejected, ToolchainUnavailable, UnknownGoVersion, UnsupportedTarget,
-    VersionList, VersionPolicy,
+    TOOLCHAIN_MODULE,
+    ToolchainRejected,
+    Toolchains,
+    ToolchainUnavailable,
+    UnknownGoVersion,
+    UnsupportedTarget,
+    VersionList,
+    VersionPolicy,
 )
 from tests.conftest import GOROOT, GOVERSION
 from tests.modproxy import ModuleProxy, hello_module, make_zip
 from tests.toolchainfake import (
-    DIST_LIST, PLATFORM, FakeSumDB, add_toolchain, fake_toolchain_files, module_version, real_toolchain_zip, zip_path,
+    DIST_LIST,
+    PLATFORM,
+    FakeSumDB,
+    add_toolchain,
+    fake_toolchain_files,
+    module_version,
+    real_toolchain_zip,
+    zip_path,
 )
 
 GO = "go1.99.1"
@@ -519,7 +533,7 @@ def test_targets_of_the_local_go(tmp_path: Path) -> None:
 
 def test_parse_dist_list() -> None:
     import json
-    broken = DIST_LIST + [{"GOOS": "openbsd", "GOARCH": "mips64", "Broken": True}]
+    broken = [*DIST_LIST, {"GOOS": "openbsd", "GOARCH": "mips64", "Broken": True}]
     assert ("openbsd", "mips64") not in parse_dist_list(json.dumps(broken))
     for bad in ("{}", "[1]", '[{"GOOS": "Linux", "GOARCH": "amd64"}]', '[{"GOOS": "../x", "GOARCH": "y"}]', "nope"):
         with pytest.raises(ValueError):

@@ -6,18 +6,19 @@ import html
 import re
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
 import waitress
-from waitress import wasyncore
 from flask import Flask
 from flask.testing import FlaskClient
+from waitress import wasyncore
 
 from gobuild.builds import Coordinator
 from gobuild.spec import BuildSpec

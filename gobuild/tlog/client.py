@@ -13,8 +13,8 @@ State under state_dir (the caller picks one directory per verifier key name):
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import requests
 from filelock import FileLock
@@ -340,7 +340,7 @@ class _TileReader:
 
     def save_tiles(self, tiles: Sequence[Tile], data: Sequence[bytes]) -> None:
         """Write authenticated tiles to the disk cache (best effort, like Go)."""
-        for tile, content in zip(tiles, data):
+        for tile, content in zip(tiles, data, strict=False):
             with self._lock:
                 if tile in self._saved:
                     continue

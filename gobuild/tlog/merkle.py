@@ -11,8 +11,9 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Sequence
+from typing import NamedTuple, Protocol
 
 HASH_SIZE = 32
 
@@ -286,7 +287,7 @@ def _leaf_proof(lo: int, hi: int, n: int, hashes: list[bytes]) -> tuple[list[byt
     else:
         th, hashes = _sub_tree_hash(lo, lo + k, hashes)
         p, hashes = _leaf_proof(lo + k, hi, n, hashes)
-    return p + [th], hashes
+    return [*p, th], hashes
 
 
 def prove_record(t: int, n: int, reader: HashReader) -> list[bytes]:
@@ -356,7 +357,7 @@ def _tree_proof(lo: int, hi: int, n: int, hashes: list[bytes]) -> tuple[list[byt
     else:
         th, hashes = _sub_tree_hash(lo, lo + k, hashes)
         p, hashes = _tree_proof(lo + k, hi, n, hashes)
-    return p + [th], hashes
+    return [*p, th], hashes
 
 
 def prove_tree(t: int, n: int, reader: HashReader) -> list[bytes]:
@@ -451,7 +452,7 @@ def parse_tile_path(path: str) -> Tile:
         if ww is None or not 0 < ww < w:
             raise BadTilePathError(path)
         w = ww
-        f = f[:-2] + [f[-2][: -len(".p")]]
+        f = [*f[:-2], f[-2][:-len(".p")]]
     n = 0
     for s in f[3:]:
         nn = _atoi(s[1:] if s.startswith("x") else s)
@@ -609,7 +610,7 @@ class TileHashReader:
         data = self.tile_reader.read_tiles(tiles)
         if len(data) != len(tiles):
             raise TlogError(f"TileReader returned bad result slice (len={len(data)}, want {len(tiles)})")
-        for t, d in zip(tiles, data):
+        for t, d in zip(tiles, data, strict=False):
             if len(d) != t.W * HASH_SIZE:
                 raise TlogError(
                     f"TileReader returned bad result slice ({t.path()} len={len(d)}, want {t.W * HASH_SIZE})"
@@ -633,4 +634,4 @@ class TileHashReader:
                 raise InconsistentTileError()
 
         self.tile_reader.save_tiles(tiles, data)
-        return [hash_from_tile(tiles[j], data[j], x) for j, x in zip(index_tile_order, indexes)]
+        return [hash_from_tile(tiles[j], data[j], x) for j, x in zip(index_tile_order, indexes, strict=False)]

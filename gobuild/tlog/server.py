@@ -14,13 +14,14 @@ the lock) before the next append. Readers use only the committed prefix.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import itertools
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Sequence
-
 
 from gobuild.durable import fsync_dir
 from gobuild.tlog import merkle, note
@@ -159,10 +160,8 @@ class TransparencyLog:
     def close(self) -> None:
         """Close the log files."""
         for fd in (self._records, self._index, self._hashes):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._records = self._index = self._hashes = -1
         self._lock.close()
 
@@ -254,10 +253,10 @@ class TransparencyLog:
         ends = [int.from_bytes(raw[i : i + _OFFSET_SIZE], "big") for i in range(0, len(raw), _OFFSET_SIZE)]
         if start == 0:
             ends.insert(0, 0)
-        if any(a >= b for a, b in zip(ends, ends[1:])):
+        if any(a >= b for a, b in itertools.pairwise(ends)):
             raise LogCorruptError(f"record-index does not grow around records {start}..{start + count - 1}")
         data = _pread_exact(self._records, ends[-1] - ends[0], ends[0])
-        return [data[a - ends[0] : b - ends[0]] for a, b in zip(ends, ends[1:])]
+        return [data[a - ends[0] : b - ends[0]] for a, b in itertools.pairwise(ends)]
 
     def tree(self) -> Tree:
         """Return the current tree head, only counting appends that are durable."""

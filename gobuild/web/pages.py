@@ -6,9 +6,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from flask import current_app
 
@@ -91,7 +92,7 @@ def _goversions() -> tuple[list[str], set[str]]:
     installed = toolchains.installed()
     try:
         supported = list(toolchains.supported())
-    except Exception:  # noqa: BLE001 -- the proxy's list may be unreachable: show what is here
+    except Exception:
         supported = []
     if not supported:
         return installed, set(installed)
@@ -106,7 +107,7 @@ def related(spec: BuildSpec) -> list[Column]:
     except GoProxyError as e:
         versions, error = [], f"listing versions: {e}"
     if spec.version not in versions:
-        versions = module.sort_versions(versions + [spec.version])[::-1]
+        versions = module.sort_versions([*versions, spec.version])[::-1]
     goversions, supported = _goversions()
     if spec.goversion not in goversions:
         goversions = [spec.goversion, *goversions]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Collection
 
 from ..module import InvalidPath, check_path
 from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, is_sum

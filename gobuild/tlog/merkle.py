@@ -21,12 +21,9 @@ HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 
-# Go's TreeHash(0) is the all-zero hash (not RFC 6962's SHA256("")); clients start from this
-# value for the empty tree, so it must stay as Go has it to interoperate.
-EMPTY_TREE_HASH = bytes(HASH_SIZE)
-
-# The RFC 6962 root of an empty tree, for reference only: the wire never uses it.
-RFC6962_EMPTY_HASH = hashlib.sha256(b"").digest()
+# The root of the empty tree is RFC 6962's SHA-256 of nothing, as golang.org/x/mod's tlog has it
+# (older versions used 32 zero bytes; the original's client takes that as a fork of an empty log).
+EMPTY_TREE_HASH = hashlib.sha256(b"").digest()
 
 # Tile numbers are written three decimal digits per path element (x001/x234/567).
 _PATH_BASE = 1000
@@ -248,7 +245,7 @@ def _sub_tree_hash(lo: int, hi: int, hashes: list[bytes]) -> tuple[bytes, list[b
 
 
 def tree_hash(n: int, reader: HashReader) -> bytes:
-    """Return the root hash of the tree of n records (all zero for n == 0, as Go)."""
+    """Return the root hash of the tree of n records (EMPTY_TREE_HASH for n == 0)."""
     if n < 0:
         raise InvalidInputError(f"invalid tree size {n}")
     if n == 0:

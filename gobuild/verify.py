@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import threading
 import time
@@ -47,6 +49,12 @@ class Peer:
     @property
     def name(self) -> str:
         return note.Verifier.parse(self.key).name
+
+    @property
+    def state_name(self) -> str:
+        """The directory of this peer's client state: by the whole key, so that a key fixed in the
+        config starts afresh instead of clashing with the state of the wrong one."""
+        return f"{self.name}-{hashlib.sha256(self.key.encode()).hexdigest()[:16]}"
 
     @property
     def site(self) -> str:
@@ -138,7 +146,7 @@ class Verifier:
         session.headers["User-Agent"] = "gobuild-verifier"
         session.headers[CHAIN_HEADER] = ",".join(chain)
         try:
-            client = tlogclient.Client(peer.url, peer.key, self.state_dir / peer.name, session, self.timeout)
+            client = tlogclient.Client(peer.url, peer.key, self._state_dir(peer), session, self.timeout)
             _, text = client.lookup(str(spec))
             record = Record.parse(text)
         except tlogclient.SecurityError as e:
@@ -152,6 +160,16 @@ class Verifier:
             session.close()
         self.note_answer(peer)
         return record
+
+    def _state_dir(self, peer: Peer) -> Path:
+        """peer's state directory; state kept by name alone (before keys named it) moves there."""
+        path = self.state_dir / peer.state_name
+        by_name = self.state_dir / peer.name
+        if not path.exists() and peer.name not in (".", "..") and by_name.is_dir():
+            with contextlib.suppress(OSError):
+                if (by_name / "config" / "key").read_text().strip() == peer.key.strip():
+                    by_name.rename(path)
+        return path
 
     def note_answer(self, peer: Peer) -> None:
         with self._lock:

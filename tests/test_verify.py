@@ -19,6 +19,8 @@ from flask import Flask
 from gobuild.spec import BuildSpec, Record, sum_from_digest
 from gobuild.targets import DEFAULT_TARGETS
 from gobuild.tlog import note
+from gobuild.tlog.server import TransparencyLog
+from gobuild.verify import Verifier, VerifyError, parse_peers
 from gobuild.web import build_services, create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
@@ -213,7 +215,8 @@ def test_peer_whose_log_forks_is_caught(tmp_path: Path, proxy: ModuleProxy, cach
 def test_verify_only_instance_serves_the_peers_binary(tmp_path: Path, proxy: ModuleProxy, cache: Path,
                                                       instances: list[Instance]) -> None:
     a, b = instance("a.example"), instance("b.example")
-    instances += [b.start(tmp_path, proxy, cache), a.start(tmp_path, proxy, tmp_path / "a-cache", verifiers=(b.peer,), build=False)]
+    instances += [b.start(tmp_path, proxy, cache),
+                  a.start(tmp_path, proxy, tmp_path / "a-cache", verifiers=(b.peer,), build=False)]
     s = spec("v1.6.0")
     r = fetch(a, s)
     assert r.status_code == 200, r.text
@@ -221,3 +224,42 @@ def test_verify_only_instance_serves_the_peers_binary(tmp_path: Path, proxy: Mod
     got = sum_from_digest(hashlib.sha256(r.content).digest())
     assert a.log_records() == b.log_records() == [Record(s, len(r.content), got).pack()]
     assert not (tmp_path / "a-cache").exists()  # a never ran go
+
+
+def test_fixed_peer_key_is_not_blocked_by_state_of_the_wrong_one(tmp_path: Path) -> None:
+    """An operator who first configured a wrong key for a peer, then fixed it, is not locked out."""
+    from tests.test_tlog_client import LogServer
+
+    signer, right = note.generate_key("p.example")
+    _, wrong = note.generate_key("p.example")
+    log = TransparencyLog(tmp_path / "p-log", signer)
+    srv = LogServer(log)
+    try:
+        s = spec("v1.0.0")
+        ours = Record(s, 10, "0N7e6zxGtHCObqNBDA_mXKv7-A9M")
+        srv.add(str(s), ours.pack())
+        state = tmp_path / "verifiers"
+
+        def check(key: str) -> None:
+            v = Verifier(parse_peers([{"key": key, "url": srv.url}]), state, 10, "a.example")
+            v.start(s).check(ours)
+
+        with pytest.raises(VerifyError):
+            check(wrong)  # the wrong key's signature check fails, and its state stays behind
+        check(right)
+    finally:
+        srv.close()
+        log.close()
+
+
+def test_peer_state_kept_by_name_moves_to_the_keyed_directory(tmp_path: Path) -> None:
+    """State written before it was keyed by the whole key keeps its trust history."""
+    _, key = note.generate_key("p.example")
+    peer = parse_peers([{"key": key, "url": "http://127.0.0.1:1/tlog"}])[0]
+    old = tmp_path / "p.example" / "config"
+    old.mkdir(parents=True)
+    (old / "key").write_text(key + "\n")
+    v = Verifier([peer], tmp_path, 10, "a.example")
+    assert v._state_dir(peer) == tmp_path / peer.state_name
+    assert (tmp_path / peer.state_name / "config" / "key").read_text() == key + "\n"
+    assert not (tmp_path / "p.example").exists()

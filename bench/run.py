@@ -75,6 +75,17 @@ IDLE_SECONDS = 3.0
 HAND_NOTES = "## Notes (by hand"  # a section of results.md that a rerun keeps
 
 
+ENGINE_METHOD = {
+    "wrk": "wrk -t2 --latency, keep-alive",
+    "python": "bench/load.py: one thread and keep-alive connection per client",
+}
+
+
+def fmt_list(xs: list[float]) -> str:
+    """Seconds, comma separated, two decimals."""
+    return ", ".join(f"{x:.2f}" for x in xs)
+
+
 def log(msg: str) -> None:
     """Progress on stderr (the tables go to stdout)."""
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -396,7 +407,7 @@ class Bench:
             time.sleep(0.5)
             idle_before_build.append(rss_kib(srv.pid))
 
-            def gb() -> None:
+            def gb(srv: Server = srv) -> None:  # bound now: the loop rebinds srv
                 with RssSampler(srv.pid) as s:
                     t, sm, status = fetch_binary(srv.base, spec0)
                 assert status == 200, status
@@ -411,7 +422,7 @@ class Bench:
                 cold_sums.add(sm)
                 build_rss.append(s.max)
 
-            def direct() -> None:
+            def direct(d: Path = d) -> None:
                 t, sm = direct_install(spec0, url, d / "direct-cache")
                 cold_direct.append(t)
                 direct_sums.add(sm)
@@ -456,14 +467,16 @@ class Bench:
         tab = Table(
             "1. Build latency (example.com/hello, linux/amd64, " + GOVERSION + ")",
             "time of one `GET <build URL>/<binary>` (Accept-Encoding: identity, redirect followed, the "
-            f"{self.facts['bin_size'] / 1e6:.1f} MB binary received) against the running server, until the last byte; it runs `go mod download` and "
+            f"{self.facts['bin_size'] / 1e6:.1f} MB binary received) against the running server, until the last byte; "
+            "it runs `go mod download` and "
             "`go install -x -v -trimpath -ldflags=-buildid=`, hashes, gzips, fsyncs and logs. Beside it, "
             "`go install -trimpath -ldflags=-buildid=` run directly with an environment built from scratch "
             "(tests/gohelp.py). Cold: fresh data_dir and cache_dir for gobuild, fresh GOCACHE/GOMODCACHE for "
             f"go install ({self.cold_runs} runs, the two alternating who goes first). Warm: a new data_dir "
             "with the caches of the last cold run, building another version (v1.0.k) of the same module "
             f"({self.warm_runs} runs); go install likewise with its own cold caches. Medians.",
-            ["build", "gobuild", "direct go install", "ratio gobuild / go install (median of the runs' ratios)", "runs"],
+            ["build", "gobuild", "direct go install", "ratio gobuild / go install (median of the runs' ratios)",
+             "runs"],
         )
         # Each run's pair ran back to back: the median of the pair ratios is less hurt by a machine
         # whose speed drifts (a shared VM) than the ratio of the medians.
@@ -476,9 +489,8 @@ class Bench:
             tab.rows.append(["warm, another target (linux/arm64)", fmt_s(target_gb), fmt_s(target_direct),
                            f"{target_gb / target_direct:.2f}x", "1"])
         tab.rows.append(["warm, the cold spec in another data dir", fmt_s(t_same), "", "", "1"])
-        tab.notes.append(f"cold gobuild runs: {', '.join(f'{x:.2f}' for x in cold_gb)} s; go install: "
-                       f"{', '.join(f'{x:.2f}' for x in cold_direct)} s; warm gobuild: "
-                       f"{', '.join(f'{x:.2f}' for x in warm_gb)} s; go install: {', '.join(f'{x:.2f}' for x in warm_direct)} s")
+        tab.notes.append(f"cold gobuild runs: {fmt_list(cold_gb)} s; go install: {fmt_list(cold_direct)} s; "
+                         f"warm gobuild: {fmt_list(warm_gb)} s; go install: {fmt_list(warm_direct)} s")
         (g9, n9), (g6, n6) = self.facts["gzip9"], self.facts["gzip6"]
         tab.notes.append("gobuild does more than go install after the compile: sha256, gzip -9 of the binary, "
                          "fsyncs and the log append; before it a `go mod download`. gzip of this binary in the "
@@ -566,7 +578,7 @@ class Bench:
 
         t = Table(
             "2. Serving built results",
-            f"`{self.engine}` ({'wrk -t2 --latency, keep-alive' if self.engine == 'wrk' else 'bench/load.py: one thread and keep-alive connection per client'}) "
+            f"`{self.engine}` ({ENGINE_METHOD[self.engine]}) "
             f"against one URL for {self.load_seconds:g} s with 4 and then 32 concurrent clients; the server "
             f"(waitress, 32 threads) and the load generator share the 2 cores. The spec is {spec}, its log "
             f"has {self.facts['serve_log_size']} records (synthetic ones appended with TransparencyLog.append "
@@ -631,7 +643,8 @@ class Bench:
             out = self.work / "py-spy.txt"
             out.unlink(missing_ok=True)
             spied = subprocess.run(["py-spy", "record", "-p", str(srv.pid), "-d", str(secs), "-r", "250", "-f", "raw",
-                                    "-o", str(out), "--nonblocking", *flags], capture_output=True, text=True, timeout=60)
+                                    "-o", str(out), "--nonblocking", *flags],
+                                   capture_output=True, text=True, timeout=60)
             if spied.returncode != 0 or not out.exists():
                 log(f"py-spy failed: {spied.stderr.strip()[-300:]}")
                 loader.join()
@@ -726,7 +739,8 @@ class Bench:
         """RSS while building and downloading binaries up to ~20x the size of hello, then with MALLOC_ARENA_MAX=2."""
         secs = max(3.0, float(round(self.load_seconds / 2)))
         identity = {"Accept-Encoding": "identity"}
-        downloads: list[tuple[str, int]] = [("/" + self.facts["endpoints"][2][1].split("/", 3)[3], self.facts["bin_size"])]
+        binary_path = "/" + self.facts["endpoints"][2][1].split("/", 3)[3]
+        downloads: list[tuple[str, int]] = [(binary_path, self.facts["bin_size"])]
         builds: list[tuple[int, float, int]] = []  # (binary bytes, build seconds, peak RSS)
         for version, _ in BIG_VERSIONS:
             spec = BuildSpec("example.com/big", version, "/", "linux", "amd64", GOVERSION)
@@ -762,8 +776,8 @@ class Bench:
         )
         t.rows.append(["idle, just started (before any request)", fmt_mib(self.facts["idle_fresh"]),
                        fmt_mib(arena["idle_fresh"])])
-        t.rows.append(["idle, after the warm-up (20 sequential requests per endpoint)", fmt_mib(self.facts["idle_warm"]),
-                       fmt_mib(arena["idle_warm"])])
+        t.rows.append(["idle, after the warm-up (20 sequential requests per endpoint)",
+                       fmt_mib(self.facts["idle_warm"]), fmt_mib(arena["idle_warm"])])
         t.rows.append([f"during the cold builds (max of {len(self.facts['idle_before_build'])} fresh servers; "
                        f"idle before: {fmt_mib(max(self.facts['idle_before_build']))})",
                        fmt_mib(max(self.facts["build_rss"][: self.cold_runs])), ""])
@@ -827,7 +841,8 @@ class Bench:
             out["idle_after"] = rss_kib(again.pid)
         finally:
             again.stop()
-        log(f"MALLOC_ARENA_MAX=2: idle {out['idle_fresh'] / 1024:.1f} MiB, after loads {out['idle_after'] / 1024:.1f} MiB")
+        log(f"MALLOC_ARENA_MAX=2: idle {out['idle_fresh'] / 1024:.1f} MiB, "
+            f"after loads {out['idle_after'] / 1024:.1f} MiB")
         return out
 
     # ------------------------------------------------------------------ 3. the log at scale
@@ -872,18 +887,7 @@ class Bench:
                                     f"{sum(sizes.values()) / 2**20:.1f} MiB"])
                 tree = tl.tree()
                 tiles0 = size >> 8
-                ops: list[tuple[str, Callable[[], object]]] = [
-                    ("tree head: tree() (lock + tree hash)", tl.tree),
-                    ("signed tree head (/tlog/latest body)", tl.signed_tree_head),
-                    ("lookup_response(random n)", lambda: tl.lookup_response(rng.randrange(size))),
-                    ("full level-0 tile, random N", lambda: tl.tile(tile_path(0, rng.randrange(tiles0), 256)[5:])),
-                    ("full data tile, random N", lambda: tl.tile(tile_path(-1, rng.randrange(tiles0), 256)[5:])),
-                    ("level-1 tile 8/1/000 (partial below 65,536 records)",
-                     lambda: tl.tile(tile_path(1, 0, min(256, size >> 8))[5:])),
-                    ("prove_record(size, random n)", lambda: merkle.prove_record(size, rng.randrange(size), tl)),
-                    ("prove_tree(size, random m)", lambda: merkle.prove_tree(size, rng.randrange(1, size + 1), tl)),
-                ]
-                for label, fn in ops:
+                for label, fn in log_ops(tl, size, rng):
                     cost = time_op(fn)
                     ops_cost.setdefault(label, []).append(cost)
                     rows_ops.setdefault(label, [label]).append(fmt_us(cost))
@@ -946,19 +950,23 @@ class Bench:
             ["log size", "start until /tlog/latest", "GET /tlog/latest", "GET tile", "RSS"],
             rows_server,
         )
-        first, lastc = ops_cost["lookup_response(random n)"], ops_cost["full level-0 tile, random N"]
-        t2.notes.append(f"from {checkpoints[0]:,} to {checkpoints[-1]:,} records ({checkpoints[-1] // checkpoints[0]}x): "
-                        f"lookup {first[-1] / first[0]:.2f}x, level-0 tile {lastc[-1] / lastc[0]:.2f}x, "
-                        f"tree head {ops_cost['tree head: tree() (lock + tree hash)'][-1] / ops_cost['tree head: tree() (lock + tree hash)'][0]:.2f}x, "
-                        f"record proof {ops_cost['prove_record(size, random n)'][-1] / ops_cost['prove_record(size, random n)'][0]:.2f}x "
+        def growth(label: str) -> float:
+            return ops_cost[label][-1] / ops_cost[label][0]
+
+        times = checkpoints[-1] // checkpoints[0]
+        t2.notes.append(f"from {checkpoints[0]:,} to {checkpoints[-1]:,} records ({times}x): "
+                        f"lookup {growth('lookup_response(random n)'):.2f}x, "
+                        f"level-0 tile {growth('full level-0 tile, random N'):.2f}x, "
+                        f"tree head {growth('tree head: tree() (lock + tree hash)'):.2f}x, "
+                        f"record proof {growth('prove_record(size, random n)'):.2f}x "
                         "(log2 of the size grows 1.7x from 1k to 100k, 2x from 1k to 1M)")
         self.tables[3] += [t1, t2, t3]
         self.target("appends/s (durable, one at a time)", f"{min(append_rates):.0f}/s", "> 2,000/s",
                     min(append_rates) > 2000)
-        flat = first[-1] / first[0] < 3 and lastc[-1] / lastc[0] < 3
+        lookup, tile = growth("lookup_response(random n)"), growth("full level-0 tile, random N")
         self.target("lookup and tile cost flat or logarithmic",
-                    f"lookup {first[-1] / first[0]:.2f}x, tile {lastc[-1] / lastc[0]:.2f}x over "
-                    f"{checkpoints[-1] // checkpoints[0]}x records", "<= log growth", flat)
+                    f"lookup {lookup:.2f}x, tile {tile:.2f}x over {times}x records", "<= log growth",
+                    lookup < 3 and tile < 3)
         self.target(f"server start on a {checkpoints[-1]:,}-record log", fmt_s(starts[-1]),
                     "< 2 s" + ("" if self.args.million else " (target is for 1M: --million)"), starts[-1] < 2)
 
@@ -1000,7 +1008,8 @@ class Bench:
             t = Table(
                 f"Profile: {label}",
                 f"cProfile of {n} requests through the Flask test client in one thread (no waitress, no "
-                f"sockets{', body not read' if download else ''}; py-spy not available): {per * 1e3:.2f} ms per request with the profiler on; top functions by own time "
+                f"sockets{', body not read' if download else ''}; py-spy not available): "
+                f"{per * 1e3:.2f} ms per request with the profiler on; top functions by own time "
                 "(tottime), with cumulative time.",
                 ["function", "calls", "own time", "cumulative"],
                 top,
@@ -1103,6 +1112,22 @@ def no_fsync() -> Iterator[None]:
         os.fsync = real
 
 
+def log_ops(tl: TransparencyLog, size: int, rng: random.Random) -> list[tuple[str, Callable[[], object]]]:
+    """The log operations timed at each checkpoint, on a log of size records."""
+    tiles0 = size >> 8
+    return [
+        ("tree head: tree() (lock + tree hash)", tl.tree),
+        ("signed tree head (/tlog/latest body)", tl.signed_tree_head),
+        ("lookup_response(random n)", lambda: tl.lookup_response(rng.randrange(size))),
+        ("full level-0 tile, random N", lambda: tl.tile(tile_path(0, rng.randrange(tiles0), 256)[5:])),
+        ("full data tile, random N", lambda: tl.tile(tile_path(-1, rng.randrange(tiles0), 256)[5:])),
+        ("level-1 tile 8/1/000 (partial below 65,536 records)",
+         lambda: tl.tile(tile_path(1, 0, min(256, size >> 8))[5:])),
+        ("prove_record(size, random n)", lambda: merkle.prove_record(size, rng.randrange(size), tl)),
+        ("prove_tree(size, random m)", lambda: merkle.prove_tree(size, rng.randrange(1, size + 1), tl)),
+    ]
+
+
 def time_op(fn: Callable[[], object], max_calls: int = 300, budget: float = 1.0) -> float:
     """Median seconds per call."""
     times = []
@@ -1140,7 +1165,8 @@ def machine() -> list[tuple[str, str]]:
         kib = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0])
         mem = f"{kib / 2**20:.1f} GiB"
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "gobuild", "templates", "app.py"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
     wrk = "not installed"

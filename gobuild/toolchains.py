@@ -606,10 +606,8 @@ def _report_progress(goversion: str, directory: Path, stop: threading.Event, sta
     while not stop.wait(PROGRESS_INTERVAL):
         size = 0
         for part in directory.glob(".toolchain.zip.*"):  # goproxy's temp file beside the zip
-            try:
+            with contextlib.suppress(OSError):  # renamed into place just now
                 size += part.stat().st_size
-            except OSError:
-                pass  # renamed into place just now
         log.info("downloading Go toolchain %s: %.1f MB so far (%.0fs)", goversion, size / 1e6,
                  time.monotonic() - started)
 

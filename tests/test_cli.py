@@ -51,8 +51,8 @@ def test_example_config_loads_and_matches_gobuild_config(capsys: pytest.CaptureF
 
 def test_sum_of_stdin() -> None:
     data = b"\x7fELF" + bytes(range(256)) * 100
-    out = subprocess.run([sys.executable, "-c", "import sys; from gobuild.cli import main; sys.exit(main())", "sum"], input=data, capture_output=True,
-                         cwd=ROOT, check=True)
+    main = "import sys; from gobuild.cli import main; sys.exit(main())"
+    out = subprocess.run([sys.executable, "-c", main, "sum"], input=data, capture_output=True, cwd=ROOT, check=True)
     assert out.stdout.decode().strip() == sum_from_digest(hashlib.sha256(data).digest())
 
 

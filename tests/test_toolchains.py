@@ -93,8 +93,9 @@ def zip_requests(proxy: ModuleProxy, goversion: str = GO) -> int:
 def sdk_entries(tmp_path: Path) -> list[str]:
     """What is in data/sdk besides lock files and the go commands' home (staging dirs show up)."""
     sdk = tmp_path / "data" / "sdk"
-    keep = [p.name for p in sdk.iterdir() if not p.name.endswith(".lock") and p.name != ".gohome"] if sdk.exists() else []
-    return sorted(keep)
+    if not sdk.exists():
+        return []
+    return sorted(p.name for p in sdk.iterdir() if not p.name.endswith(".lock") and p.name != ".gohome")
 
 
 # --- install on first use ---------------------------------------------------------------------
@@ -230,7 +231,7 @@ def test_unknown_version(tmp_path: Path, published: ModuleProxy, db: FakeSumDB) 
 def test_smoke_test_failure_refused(tmp_path: Path, modproxy: ModuleProxy, db: FakeSumDB) -> None:
     add_toolchain(modproxy, db, GO, files=fake_toolchain_files(GO, says="go1.99.2"))
     db.publish(modproxy)
-    with pytest.raises(ToolchainRejected, match="says go1.99.2"):
+    with pytest.raises(ToolchainRejected, match=r"says go1\.99\.2"):
         make(tmp_path, modproxy, db).get(GO)
     assert sdk_entries(tmp_path) == []
 
@@ -374,9 +375,9 @@ def test_oldest_and_stop(tmp_path: Path, published: ModuleProxy, db: FakeSumDB) 
     tc = make(tmp_path, published, db, stop="go1.99", oldest="go1.98")
     assert tc.latest() == "go1.98.6"
     assert tc.resolve("latest") == "go1.98.6"
-    with pytest.raises(UnknownGoVersion, match="go1.99 and newer"):
+    with pytest.raises(UnknownGoVersion, match=r"go1\.99 and newer"):
         tc.get(GO)
-    with pytest.raises(UnknownGoVersion, match="older than go1.98"):
+    with pytest.raises(UnknownGoVersion, match=r"older than go1\.98"):
         tc.resolve("go1.97.9")
     with pytest.raises(UnknownGoVersion):
         tc.resolve("go1.99.latest")

@@ -38,7 +38,8 @@ def proxy() -> Iterator[ModuleProxy]:
         p.add("example.com/hello", "v1.1.0", hello_module("example.com/hello", "v1.1.0", "hi"))
         p.add("example.com/multi", "v0.3.0", {
             "go.mod": "module example.com/multi\n\ngo 1.22\n",
-            "cmd/alpha/main.go": "package main\n\nfunc main() {}\n", "cmd/beta/main.go": "package main\n\nfunc main() {}\n"})
+            "cmd/alpha/main.go": "package main\n\nfunc main() {}\n",
+            "cmd/beta/main.go": "package main\n\nfunc main() {}\n"})
         p.add("example.com/replaced", "v1.0.0", {
             "go.mod": "module example.com/replaced\n\ngo 1.22\n\nreplace example.com/other => ./other\n",
             "main.go": "package main\n\nfunc main() {}\n"})
@@ -251,8 +252,8 @@ def test_vendored_htmx_is_pinned_with_its_license_and_cached_long(client: FlaskC
     assert sse.read_text().startswith("/*!\n * htmx-ext-sse 2.2.4 ") and "BSD Zero Clause" in sse.read_text()[:2000]
     page = client.get("/").get_data(as_text=True)
     srcs = re.findall(r'<script src="([^"]+)"', page)
-    assert [s.split("?")[0] for s in srcs] == ["/static/vendor/htmx-2.0.11.min.js", "/static/vendor/htmx-ext-sse-2.2.4.js",
-                                               "/static/gobuild.js"]
+    assert [s.split("?")[0] for s in srcs] == ["/static/vendor/htmx-2.0.11.min.js",
+                                               "/static/vendor/htmx-ext-sse-2.2.4.js", "/static/gobuild.js"]
     for src in srcs + re.findall(r'<link rel="stylesheet" href="([^"]+)"', page):
         r = client.get(src)
         assert r.status_code == 200 and r.headers["Cache-Control"] == "public, max-age=31536000, immutable", src
@@ -472,7 +473,8 @@ def test_result_page(client: FlaskClient, app: Flask, built: tuple[BuildSpec, st
     assert f'title="{result.size} bytes">{result.size / 1048576:.1f} MB' in body
     assert f'title="{result.size_gz} bytes">{result.size_gz / 1048576:.1f} MB' in body
     assert f"gobuild get -verifierkey {svc(app).tlog.verifier_key} " in body and f"-sum {sum_}" in body
-    assert f"GOTOOLCHAIN={GOVERSION} go install -trimpath -ldflags=&#39;-buildid=&#39; -- example.com/hello@v1.0.0" in body
+    reproduce = f"GOTOOLCHAIN={GOVERSION} go install -trimpath -ldflags=&#39;-buildid=&#39; -- example.com/hello@v1.0.0"
+    assert reproduce in body
     for title in ("Module versions", "Targets", "Go versions", "Variants"):
         assert f"<h3>{title}</h3>" in body
     # Module versions from the proxy's list, newest first; each links to its result or build page.

@@ -213,7 +213,8 @@ def test_peer_whose_log_forks_is_caught(tmp_path: Path, proxy: ModuleProxy, cach
 def test_verify_only_instance_serves_the_peers_binary(tmp_path: Path, proxy: ModuleProxy, cache: Path,
                                                       instances: list[Instance]) -> None:
     a, b = instance("a.example"), instance("b.example")
-    instances += [b.start(tmp_path, proxy, cache), a.start(tmp_path, proxy, tmp_path / "a-cache", verifiers=(b.peer,), build=False)]
+    instances += [b.start(tmp_path, proxy, cache),
+                  a.start(tmp_path, proxy, tmp_path / "a-cache", verifiers=(b.peer,), build=False)]
     s = spec("v1.6.0")
     r = fetch(a, s)
     assert r.status_code == 200, r.text

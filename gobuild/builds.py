@@ -246,7 +246,7 @@ class Builder:
                                    f"its log says {record.sum} (size {record.size})")
                 _note(out, f"fetched {spec.exec_name} from {first_peer.url}: {size} bytes, sum {sum_}\n")
                 binary.seek(0)
-                return self._store_candidate(spec, binary, sum_, size, out)  # type: ignore[arg-type]
+                return self._store_candidate(spec, binary, sum_, size, out)
 
 
 def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:

@@ -7,24 +7,21 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from flask import Response, current_app, render_template, request, stream_with_context
+from flask import Response, render_template, request, stream_with_context
 from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import Job
 from ..spec import BuildSpec
 from ..store import Result, Store
+from .current import services
 
 KEEPALIVE_SECONDS = 15.0  # a comment this often keeps proxies from closing a quiet stream
 TAIL_SECONDS = 0.25  # how often a stream looks for new log bytes
 CHUNK = 64 * 1024  # most log bytes in one event
 PAGE_LOG_LIMIT = 1 << 20  # most log bytes rendered into a page; the stream sends the rest
-
-
-def _svc() -> Any:
-    return current_app.extensions["gobuild"]
 
 
 class StreamLimit:
@@ -192,14 +189,15 @@ def events(spec: BuildSpec) -> Response:
     none runs. A reader that resumes never starts one: it joins the running job or hears how the
     last one ended.
     """
-    limit = _svc().streams
+    limit = services().streams
     if not limit.acquire():
         resp = Response("too many live streams open, poll .../live?offset=N instead\n", 503, mimetype="text/plain")
         resp.headers["Retry-After"] = "5"
         return resp
     try:
-        coordinator = _svc().coordinator
+        coordinator = services().coordinator
         offset, resuming = resume_offset()
+        job: Job | None
         if not resuming:
             job = coordinator.start(spec)
         else:
@@ -217,7 +215,7 @@ def _job_events(job: Job | None, offset: int) -> Iterator[str]:
     if job is None:  # resumed, but this process has no such build (it restarted): log offsets mean nothing
         yield from _final_events(Status("gone", error="the build is not running any more, start it again"))
         return
-    s = _svc()
+    s = services()
     tail = LogTail.of_job(job, s.store, offset)
     try:
         last_position, last_status, last_sent = -1, Status("pending"), time.monotonic()
@@ -259,7 +257,7 @@ def result_events(spec: BuildSpec, result: Result) -> Response:
         return _event_stream(iter([update_event(_update_payload(status))]))
 
     def body() -> Iterator[str]:
-        tail = LogTail(offset, stored=_svc().store.read_blob(result.log))
+        tail = LogTail(offset, stored=services().store.read_blob(result.log))
         while data := tail.read(whole_lines=False):
             yield _log_event(data, tail.offset)
         yield from _final_events(status)
@@ -269,7 +267,7 @@ def result_events(spec: BuildSpec, result: Result) -> Response:
 
 def fragment(spec: BuildSpec) -> Response:
     """The polling fallback: log lines after ?offset=, the status, and the next poll (htmx swaps them in)."""
-    s = _svc()
+    s = services()
     offset, _ = resume_offset()
     job = s.coordinator.last(spec)
     if job is None:  # nothing to follow: let the page render what is there now
@@ -304,7 +302,7 @@ def page_log(job: Job | None) -> tuple[str, int]:
     """The log so far for rendering into a page, and the offset where the stream continues."""
     if job is None or job.done.is_set():
         return "", 0
-    tail = LogTail.of_job(job, _svc().store, 0)
+    tail = LogTail.of_job(job, services().store, 0)
     try:
         return tail.read_all(PAGE_LOG_LIMIT).decode("utf-8", "replace"), tail.offset
     finally:
@@ -313,5 +311,5 @@ def page_log(job: Job | None) -> tuple[str, int]:
 
 def polling() -> bool:
     """Whether a build page polls instead of streaming: asked to (?poll=1), or too many streams are open."""
-    return bool(request.args.get("poll")) or _svc().streams.full
+    return bool(request.args.get("poll")) or services().streams.full
 

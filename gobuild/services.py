@@ -122,7 +122,10 @@ def _local_toolchains(configured: dict[str, str]) -> dict[str, str]:
     """The configured toolchains (else the Go on PATH), each checked to be the version it claims."""
     local = dict(configured) or discover_local()
     for goversion, goroot in local.items():
-        actual = read_goversion(Path(goroot))  # a temporary HOME: nothing is written to data_dir yet
+        try:
+            actual = read_goversion(Path(goroot))  # a temporary HOME: nothing is written to data_dir yet
+        except ConfigError as e:
+            raise ConfigError(f"config: {e}") from e
         if actual != goversion:
             raise ConfigError(f"config: toolchain {goversion} at {goroot} is really {actual}")
     return local

@@ -1167,7 +1167,7 @@ def machine() -> list[tuple[str, str]]:
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or str(os.cpu_count())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gobuild", "templates", "app.py"], cwd=ROOT,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "gobuild", "app.py"], cwd=ROOT,
                            capture_output=True, text=True).stdout.strip()
     wrk = "not installed"
     if load.have_wrk():

@@ -236,7 +236,7 @@ def test_every_page_has_security_headers_and_no_inline_script(client: FlaskClien
 
 
 def test_templates_hold_no_inline_script_or_style() -> None:
-    for path in sorted((ROOT / "templates").glob("*.html")):
+    for path in sorted((ROOT / "gobuild" / "templates").glob("*.html")):
         text = path.read_text()
         for m in re.finditer(r"<script\b[^>]*>", text):
             assert "src=" in m.group(0), (path.name, m.group(0))
@@ -246,7 +246,7 @@ def test_templates_hold_no_inline_script_or_style() -> None:
 
 
 def test_vendored_htmx_is_pinned_with_its_license_and_cached_long(client: FlaskClient) -> None:
-    vendor = ROOT / "static" / "vendor"
+    vendor = ROOT / "gobuild" / "static" / "vendor"
     htmx, sse = vendor / "htmx-2.0.11.min.js", vendor / "htmx-ext-sse-2.2.4.js"
     assert htmx.read_text().startswith("/*!\n * htmx.org 2.0.11 ") and "Zero-Clause BSD" in htmx.read_text()[:2000]
     assert sse.read_text().startswith("/*!\n * htmx-ext-sse 2.2.4 ") and "BSD Zero Clause" in sse.read_text()[:2000]

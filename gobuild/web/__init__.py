@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from flask import Flask
 
 from .. import config as configmod
-
-ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def create_app(cfg: configmod.Config | None = None) -> Flask:
@@ -19,7 +16,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     from . import current, errors, site, tlogviews, views
 
     cfg = cfg or configmod.load()
-    app = Flask("gobuild", template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app = Flask("gobuild")  # templates/ and static/ beside this package's __init__, shipped as package data
     app.url_map.merge_slashes = False  # we answer // with our own 301, like the original
     app.url_map.strict_slashes = False
     current.install(app, build_services(cfg))

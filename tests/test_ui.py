@@ -28,6 +28,7 @@ from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
 
 ROOT = Path(__file__).resolve().parent.parent
+HTMX = {"HX-Request": "true"}  # what htmx sends with each of its requests
 LIVE_MODULES = [f"example.com/live{i}" for i in range(8)]
 
 
@@ -420,22 +421,27 @@ def test_keepalive_comments_while_quiet(client: FlaskClient, app: Flask, monkeyp
 def test_polling_fragment(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = spec_of(f"example.com/live5@v1.0.0/linux-amd64-{GOVERSION}/")
     gate = Gate(app, monkeypatch, "example.com/live5", 3)
-    r = client.get(spec.link() + "live?offset=0")
+    r = client.get(spec.link() + "live?offset=0", headers=HTMX)
     assert r.headers["HX-Refresh"] == "true"  # nothing runs: the page reloads and shows the Start button
+    r = client.get(spec.link() + "live?offset=0")  # not htmx: it would ignore HX-Refresh
+    assert (r.status_code, r.headers["Location"], "HX-Refresh" in r.headers) == (303, ".", False)
     client.post(spec.link() + "start")
     gate.release(2)
     time.sleep(0.3)
-    body = check_html_response(client.get(spec.link() + "live?offset=0"))
+    body = check_html_response(client.get(spec.link() + "live?offset=0", headers=HTMX))
     two = len("".join(gate.lines[:2]).encode())
     assert '<span hx-swap-oob="beforeend:#log">step 0: &lt;compile&gt; pkg0 &amp; more\nstep 1:' in body
     assert f'hx-get="live?offset={two}" hx-trigger="every 1s"' in body
     assert 'id="status" hx-swap-oob="true"' in body
-    body = client.get(spec.link() + f"live?offset={two}").get_data(as_text=True)
+    body = client.get(spec.link() + f"live?offset={two}", headers=HTMX).get_data(as_text=True)
     assert "hx-swap-oob=\"beforeend" not in body and f'live?offset={two}"' in body  # nothing new yet
     gate.release()
     wait_done(app, spec)
-    r = client.get(spec.link() + f"live?offset={two}", follow_redirects=True)
-    assert r.headers["HX-Redirect"] == spec.result_link(svc(app).store.result(spec).sum)
+    r = client.get(spec.link() + f"live?offset={two}", headers=HTMX, follow_redirects=True)
+    result_link = spec.result_link(svc(app).store.result(spec).sum)
+    assert (r.status_code, r.headers["HX-Redirect"], r.headers["Cache-Control"]) == (200, result_link, "no-store")
+    r = client.get(spec.link() + f"live?offset={two}", follow_redirects=True)  # not htmx: to the result page
+    assert (r.status_code, r.request.path, r.history[-1].status_code) == (200, result_link, 303)
 
 
 def test_failed_build_shows_the_reason_and_retry_works(client: FlaskClient, app: Flask) -> None:

@@ -6,6 +6,7 @@ import logging
 import time
 
 from flask import Flask
+from htmx_flask import Htmx
 
 from .. import config as configmod
 
@@ -19,6 +20,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     app = Flask("gobuild")  # templates/ and static/ beside this package's __init__, shipped as package data
     app.url_map.merge_slashes = False  # we answer // with our own 301, like the original
     app.url_map.strict_slashes = False
+    Htmx(app)  # request.htmx: whether htmx (HX-Request) asks
     current.install(app, build_services(cfg))
     app.jinja_env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

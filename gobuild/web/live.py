@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from flask import Response, render_template, request, stream_with_context
+import htmx_flask as htmx
+from flask import Response, redirect, render_template, request, stream_with_context
 from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -265,16 +266,16 @@ def result_events(spec: BuildSpec, result: Result) -> Response:
     return _event_stream(body())
 
 
-def fragment(spec: BuildSpec) -> Response:
+def fragment(spec: BuildSpec) -> BaseResponse:
     """The polling fallback: log lines after ?offset=, the status, and the next poll (htmx swaps them in)."""
     s = services()
     offset, _ = resume_offset()
     job = s.coordinator.last(spec)
     if job is None:  # nothing to follow: let the page render what is there now
-        return _htmx_header("HX-Refresh", "true")
+        return redirect_fragment(None)
     status = status_of(job, s.coordinator.queue_position(job))
     if status.state == "success":
-        return _htmx_header("HX-Redirect", status.href)
+        return redirect_fragment(status.href)
     tail = LogTail.of_job(job, s.store, offset)
     try:
         data = tail.read_all(PAGE_LOG_LIMIT, whole_lines=status.busy)
@@ -287,13 +288,13 @@ def fragment(spec: BuildSpec) -> Response:
 
 
 def redirect_fragment(href: str | None) -> BaseResponse:
-    """A poll of a build that is over: htmx loads href (the result), or reloads the page."""
-    return _htmx_header("HX-Redirect", href) if href else _htmx_header("HX-Refresh", "true")
+    """A poll of a build that is over: htmx loads href (the result), or reloads the page (href None).
 
-
-def _htmx_header(name: str, value: str) -> Response:
-    resp = Response("", mimetype="text/html")
-    resp.headers[name] = value
+    Only htmx acts on its HX-* headers; any other client gets a redirect there ("." is the build page).
+    """
+    if not htmx.request.htmx:
+        return redirect(href or ".", 303)
+    resp: Response = htmx.make_response("", redirect=href) if href else htmx.make_response("", refresh=True)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

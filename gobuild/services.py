@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from .web.live import StreamLimit
 from .web.pages import VersionsCache
 
 log = logging.getLogger(__name__)
+
+POPULARITY_RECORDS = 1000  # newest log records counted per target at startup, as the original does
 
 
 @dataclass
@@ -46,15 +49,7 @@ class Services:
 
     def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
         """The newest logged builds, newest first: (spec, sum), read from the log's tail."""
-        size = self.tlog.size()
-        out = []
-        for n in range(size - 1, max(size - count, 0) - 1, -1):
-            try:
-                record = Record.parse(self.tlog.record(n))
-            except SpecError:
-                continue
-            out.append((record.spec, record.sum))
-        return out
+        return [(record.spec, record.sum) for record in newest_records(self.tlog, count)]
 
     def get_command(self, spec: BuildSpec, sum_: str | None, host: str) -> str:
         """The `gobuild get` command that fetches and verifies spec through our log."""
@@ -80,6 +75,16 @@ class Checked:
     gosumdb: SumDBSetting | None  # None: GOSUMDB=off
     signer: str | None  # from signer_key_file; None: the one in <data_dir>/tlog, created on first start
     peers: list[Peer]
+
+
+def newest_records(tlog: TransparencyLog, count: int) -> Iterator[Record]:
+    """The last count records of the log, newest first (records that do not parse are skipped)."""
+    size = tlog.size()
+    for n in range(size - 1, max(size - count, 0) - 1, -1):
+        try:
+            yield Record.parse(tlog.record(n))
+        except SpecError:
+            continue
 
 
 def check(cfg: Config) -> Checked:
@@ -140,12 +145,14 @@ def build_services(cfg: Config) -> Services:
     threading.Thread(target=_learn_targets, args=(toolchains, targets), daemon=True).start()
     signer = checked.signer or load_or_create_signer(cfg.data_path / "tlog", cfg.log_name, None)[0]
     tlog = TransparencyLog(cfg.data_path / "tlog", signer)
+    for record in newest_records(tlog, POPULARITY_RECORDS):  # the target order remembers across restarts
+        targets.count((record.spec.goos, record.spec.goarch))
     verifier = None
     if checked.peers:
         own_name = note.Verifier.parse(tlog.verifier_key).name
         verifier = Verifier(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name)
     settings = BuildSettings(checked.go_proxy, cfg.environment, cfg.build_timeout, cfg.prepare_timeout)
-    builder = Builder(settings, store, toolchains, cfg.cache_path, tlog, verifier, compile=cfg.build)
+    builder = Builder(settings, store, toolchains, cfg.cache_path, tlog, verifier, compile=cfg.build, targets=targets)
     return Services(
         config=cfg,
         store=store,

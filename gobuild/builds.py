@@ -25,6 +25,7 @@ from .failures import BuildError, NotFound, PermanentFailure, TemporaryFailure, 
 from .packages import main_packages, package_name, uses_cgo
 from .spec import BuildSpec, Record, sum_from_digest
 from .store import Failure, Result, Store, digest_file
+from .targets import Targets
 from .toolchains import Toolchain, Toolchains
 from .verify import Mismatch, Verification, Verifier
 
@@ -62,7 +63,8 @@ class Builder:
     """Builds one spec: compile (or fetch from peers), verify with peers, log, publish."""
 
     def __init__(self, settings: BuildSettings, store: Store, toolchains: Toolchains, cache_dir: Path,
-                 tlog: RecordLog | None = None, verifier: Verifier | None = None, compile: bool = True) -> None:
+                 tlog: RecordLog | None = None, verifier: Verifier | None = None, compile: bool = True,
+                 targets: Targets | None = None) -> None:
         self.settings = settings
         self.store = store
         self.toolchains = toolchains
@@ -70,6 +72,7 @@ class Builder:
         self.tlog = tlog
         self.verifier = verifier
         self.compile = compile  # False: verify-only mode, binaries come from the verifiers
+        self.targets = targets  # learns how often each target is built
         self.locks = store.root / "locks"
         self.locks.mkdir(exist_ok=True)
         if not compile and not (verifier and verifier.peers):
@@ -135,7 +138,9 @@ class Builder:
             result = replace(candidate, record_number=number, appending_from=None)
             self.store.put_result(result)
             self.store.delete_candidate(spec)
-            return result
+        if self.targets is not None:
+            self.targets.count((spec.goos, spec.goarch))
+        return result
 
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Download, check and compile spec with its toolchain; store the result as a candidate."""
@@ -246,7 +251,7 @@ class Builder:
                                    f"its log says {record.sum} (size {record.size})")
                 _note(out, f"fetched {spec.exec_name} from {first_peer.url}: {size} bytes, sum {sum_}\n")
                 binary.seek(0)
-                return self._store_candidate(spec, binary, sum_, size, out)  # type: ignore[arg-type]
+                return self._store_candidate(spec, binary, sum_, size, out)
 
 
 def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:

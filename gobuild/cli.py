@@ -126,8 +126,10 @@ saw before (SECURITY ERROR, with the proof).
 @click.option("-target", "target", metavar="GOOS/GOARCH", help="target platform; default this machine's")
 @click.option("-goversion", "goversion", default="latest", show_default=True, help="Go toolchain version")
 @click.option("-stripped/-no-stripped", "stripped", default=False, help="the build without symbol table")
-@click.option("-bindir", "bindir", default=".", show_default=True, metavar="DIR", help="directory to write the binary to")
-@click.option("-download/-no-download", "download", default=True, help="download the binary (-download=false: only verify)")
+@click.option("-bindir", "bindir", default=".", show_default=True, metavar="DIR",
+              help="directory to write the binary to")
+@click.option("-download/-no-download", "download", default=True,
+              help="download the binary (-download=false: only verify)")
 @click.option("-quiet/-no-quiet", "quiet", default=False, help="print nothing but errors")
 @click.option("-verbose/-no-verbose", "verbose", default=False, help="print what is looked up and downloaded")
 @click.argument("module")

@@ -127,7 +127,8 @@ def local_target() -> tuple[str, str]:
     goos = _GOOS.get(plat) or next((g for g in ("freebsd", "openbsd", "netbsd") if plat.startswith(g)), None)
     goarch = _GOARCH.get(platform.machine().lower())
     if goos is None or goarch is None or (goos, goarch) not in DEFAULT_TARGETS:
-        raise UsageError(f"cannot tell the Go target of this machine ({plat}, {platform.machine()}): pass -target goos/goarch")
+        raise UsageError(f"cannot tell the Go target of this machine ({plat}, {platform.machine()}): "
+                         "pass -target goos/goarch")
     return goos, goarch
 
 
@@ -135,7 +136,8 @@ def parse_target(s: str) -> tuple[str, str]:
     """Parse -target goos/goarch against the targets gobuild builds for."""
     goos, slash, goarch = s.partition("/")
     if not slash or (goos, goarch) not in DEFAULT_TARGETS:
-        raise UsageError(f"bad -target {s!r}: expected goos/goarch, e.g. linux/amd64, one of the targets gobuild builds")
+        raise UsageError(f"bad -target {s!r}: expected goos/goarch, e.g. linux/amd64, "
+                         "one of the targets gobuild builds")
     return goos, goarch
 
 
@@ -219,7 +221,8 @@ def parse_verifier(key: str, origin: str) -> note.Verifier:
     try:
         return note.Verifier.parse(key.strip())
     except note.KeyFormatError as e:
-        raise UsageError(f"bad verifier key from {origin}: {e} (expected name+hash+key as shown by the server)") from None
+        raise UsageError(f"bad verifier key from {origin}: {e} "
+                         "(expected name+hash+key as shown by the server)") from None
 
 
 def resolve_key_and_url(opts: Options, confdir: Path) -> tuple[note.Verifier, str]:
@@ -234,10 +237,9 @@ def resolve_key_and_url(opts: Options, confdir: Path) -> tuple[note.Verifier, st
         raise UsageError(f"no verifier key: pass -verifierkey name+hash+key (shown on the server's home page) "
                          f"or write it to {confdir / 'verifierkey'}")
     url = opts.url
-    if not url and cfg_url and cfg_key:
-        # The configured URL belongs to the configured key's server, not to any other key.
-        if parse_verifier(cfg_key, str(confdir / "verifierkey")).name == verifier.name:
-            url = cfg_url
+    # The configured URL belongs to the configured key's server, not to any other key.
+    if not url and cfg_url and cfg_key and parse_verifier(cfg_key, str(confdir / "verifierkey")).name == verifier.name:
+        url = cfg_url
     return verifier, (url or default_url(verifier.name)).rstrip("/")
 
 
@@ -266,7 +268,8 @@ def check_record(want: BuildSpec, got: Record, expected_sum: str | None) -> None
         return
     # The server may resolve "latest" and version queries, but nothing else may change.
     g = got.spec
-    same = (g.module, g.dir, g.goos, g.goarch, g.stripped) == (want.module, want.dir, want.goos, want.goarch, want.stripped)
+    same = (g.module, g.dir, g.goos, g.goarch, g.stripped) == (
+        want.module, want.dir, want.goos, want.goarch, want.stripped)
     if want.goversion != "latest" and g.goversion != want.goversion:
         same = False
     if _SEMVER.fullmatch(want.version) and g.version != want.version:

@@ -27,11 +27,11 @@ from pathlib import Path
 from filelock import FileLock
 
 from . import dirhash, goproxy, module, toolchainzip
-from .config import Config, ConfigError
+from .config import ConfigError
 from .durable import fsync_dir
 from .failures import BuildError, TemporaryFailure, UserError
 from .spec import GoVersion, SpecError
-from .sumdb import SumDB, SumDBConfigError, configured_gosumdb, parse_gosumdb
+from .sumdb import SumDB
 from .targets import DistListError, Target, Targets, parse_dist_list
 
 log = logging.getLogger(__name__)
@@ -343,30 +343,6 @@ class Toolchains:
         self._listed = (VersionList(self._fetch_versions, refresh_interval, retry_backoff, clock)
                         if proxy is not None else None)
 
-    @classmethod
-    def from_config(cls, cfg: Config, targets: Targets | None = None) -> Toolchains:
-        """The toolchains of a server: local ones from config, downloads from its proxy, checked by GOSUMDB."""
-        local, sdk_dir = dict(cfg.toolchains), cfg.data_path / "sdk"
-        oldest, stop = cfg.goversion_oldest, cfg.goversion_stop
-        try:
-            platform = host_platform()
-        except ConfigError as e:
-            log.warning("%s: only local toolchains can be used", e)
-            return cls(local, sdk_dir, oldest=oldest, stop=stop, targets=targets)
-        try:
-            # A toolchain zip is ~70 MB: allow a slow link more time than a module zip gets.
-            proxy = goproxy.GoProxyClient(cfg.goproxy, timeout=cfg.proxy_timeout, download_timeout=DOWNLOAD_TIMEOUT)
-            setting = parse_gosumdb(configured_gosumdb(cfg.environment))
-        except (ValueError, SumDBConfigError) as e:
-            raise ConfigError(f"config: {e}") from e
-        if all(base == "off" for base, _ in proxy.proxies):
-            log.warning("GOPROXY=off: only local toolchains can be used")
-            return cls(local, sdk_dir, oldest=oldest, stop=stop, targets=targets)
-        sumdb = SumDB(setting, cfg.goproxy, cfg.data_path / "sumdb", cfg.proxy_timeout) if setting else None
-        if sumdb is None:
-            log.warning("GOSUMDB=off: downloaded Go toolchains will not be verified")
-        return cls(local, sdk_dir, proxy, sumdb, oldest=oldest, stop=stop, platform=platform, targets=targets)
-
     # --- which versions ---------------------------------------------------------------------
 
     def installed(self) -> list[str]:
@@ -606,10 +582,8 @@ def _report_progress(goversion: str, directory: Path, stop: threading.Event, sta
     while not stop.wait(PROGRESS_INTERVAL):
         size = 0
         for part in directory.glob(".toolchain.zip.*"):  # goproxy's temp file beside the zip
-            try:
+            with contextlib.suppress(OSError):  # renamed into place just now
                 size += part.stat().st_size
-            except OSError:
-                pass  # renamed into place just now
         log.info("downloading Go toolchain %s: %.1f MB so far (%.0fs)", goversion, size / 1e6,
                  time.monotonic() - started)
 

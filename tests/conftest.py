@@ -1,4 +1,4 @@
-"""Shared fixtures: a module proxy on 127.0.0.1, an isolated HOME and data dir, the app and its client."""
+"""Shared fixtures: a module proxy on 127.0.0.1, an isolated HOME and working directory, build caches."""
 
 from __future__ import annotations
 
@@ -25,15 +25,31 @@ def local_go() -> tuple[str, str]:
 
 
 GOVERSION, GOROOT = local_go()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _listing(directory: Path) -> set[str]:
+    return {str(p.relative_to(directory)) for p in directory.rglob("*")} if directory.is_dir() else set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_data_untouched() -> Iterator[None]:
+    """The suite leaves nothing new in the checkout's data/ (the default data_dir)."""
+    before = _listing(ROOT / "data")
+    yield
+    new = sorted(_listing(ROOT / "data") - before)
+    assert not new, f"the tests wrote into {ROOT / 'data'}: {new[:10]}"
 
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Nothing a test does touches the real HOME or user cache."""
+    """Nothing a test does touches the real HOME, user cache or the checkout: a relative data_dir
+    (the default "data") lands in a temp working directory."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     return home
 
 

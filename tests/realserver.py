@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def real_server(tmp: Path, goproxy: str, **config: Any) -> Iterator[str]:
+def real_server(tmp: Path, goproxy: str, command: Sequence[str] = (sys.executable, "app.py"), cwd: Path = ROOT,
+                **config: Any) -> Iterator[str]:
     """Run the server with the local Go, the given proxy and no checksum database; yield its base URL.
 
+    command (run in cwd) is the server without its --config; the default is the checkout's app.py.
     Its stderr is printed when the block fails, to show what the server said.
     """
     port = free_port()
@@ -39,8 +41,8 @@ def real_server(tmp: Path, goproxy: str, **config: Any) -> Iterator[str]:
     values.update(config)
     config_file = tmp / "config.json"
     config_file.write_text(json.dumps(values))
-    env = {k: v for k, v in os.environ.items() if k != "GOPROXY"}
-    proc = subprocess.Popen([sys.executable, "app.py", "--config", str(config_file)], cwd=ROOT, env=env,
+    env = {k: v for k, v in os.environ.items() if k not in ("GOPROXY", "PYTHONPATH")}
+    proc = subprocess.Popen([*command, "--config", str(config_file)], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:

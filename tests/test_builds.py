@@ -7,23 +7,27 @@ from dataclasses import replace
 from pathlib import Path
 
 from gobuild.builds import Builder, BuildSettings
+from gobuild.services import build_services
 from gobuild.spec import BuildSpec, Record
 from gobuild.store import Result, Store
+from gobuild.targets import Targets
 from gobuild.tlog import note
 from gobuild.tlog.server import TransparencyLog
 from gobuild.toolchains import Toolchains
-from tests.conftest import GOROOT, GOVERSION
+from tests.conftest import GOROOT, GOVERSION, make_config
+from tests.modproxy import ModuleProxy
 
 SPEC = BuildSpec("example.com/hello", "v1.0.0", "/", "linux", "amd64", GOVERSION)
+SUM = "0N7e6zxGtHCObqNBDA_mXKv7-A9M"
 
 
 def setup(tmp_path: Path) -> tuple[Builder, Store, TransparencyLog, Result]:
     store = Store(tmp_path / "data")
     log = TransparencyLog(tmp_path / "data" / "tlog", note.generate_key("test.example")[0])
     builder = Builder(BuildSettings("off"), store, Toolchains({GOVERSION: GOROOT}, tmp_path / "sdk"),
-                      tmp_path / "cache", log)
+                      tmp_path / "cache", log, targets=Targets())
     blob = store.put_blob(b"binary")
-    candidate = Result(str(SPEC), "0N7e6zxGtHCObqNBDA_mXKv7-A9M", 6, 6, blob, blob, blob, "2026-01-01T00:00:00Z")
+    candidate = Result(str(SPEC), SUM, 6, 6, blob, blob, blob, "2026-01-01T00:00:00Z")
     return builder, store, log, candidate
 
 
@@ -57,3 +61,28 @@ def test_reproduce_command_is_the_build_environment() -> None:
         "GO111MODULE=on GOPROXY=http://proxy CGO_ENABLED=0 GOOS=windows GOARCH=arm64 GOTOOLCHAIN=go1.25.3 "
         "GO19CONCURRENTCOMPILATION=0 go install -trimpath -ldflags='-buildid= -s' -- example.com/x/cmd/y@v1.0.0")
     assert "GO19CONCURRENTCOMPILATION" not in reproduce_command(SPEC, "http://proxy")
+
+
+def test_a_published_build_counts_for_its_target(tmp_path: Path) -> None:
+    """Targets ordered by how often they were built learn from each new build (REFERENCE 3.4)."""
+    builder, store, _, candidate = setup(tmp_path)
+    targets = builder.targets
+    assert targets is not None
+    arm = replace(SPEC, goarch="arm64")
+    store.put_candidate(replace(candidate, spec=str(arm)))
+    order = targets.by_popularity()
+    assert order.index(("linux", "arm64")) > order.index(("windows", "amd64"))
+    builder.build(arm, io.BytesIO())
+    builder.build(arm, io.BytesIO())  # already built: not counted again
+    order = targets.by_popularity()
+    # Seeded 1, counted once: ahead of windows/amd64 (2, alphabetical tie), behind darwin/arm64 (2).
+    assert order.index(("darwin", "arm64")) < order.index(("linux", "arm64")) < order.index(("windows", "amd64"))
+
+
+def test_target_popularity_starts_from_the_log(tmp_path: Path, modproxy: ModuleProxy) -> None:
+    """After a restart the order still knows what was built: the log's newest records are counted."""
+    cfg = make_config(tmp_path / "data", modproxy)
+    log = build_services(cfg).tlog
+    for version in ("v1.0.0", "v1.0.1", "v1.0.2", "v1.0.3"):  # one more than linux/amd64's seed
+        log.append(Record(replace(SPEC, version=version, goos="plan9", goarch="386"), 6, SUM).pack())
+    assert build_services(cfg).targets.by_popularity()[0] == ("plan9", "386")

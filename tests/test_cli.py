@@ -13,7 +13,7 @@ import requests
 
 from gobuild.cli import main
 from gobuild.spec import sum_from_digest
-from tests.conftest import GOVERSION
+from tests.conftest import GOROOT, GOVERSION
 from tests.modproxy import ModuleProxy, hello_module
 from tests.realserver import real_server
 
@@ -39,6 +39,25 @@ def test_config_errors_are_one_line_exit_2(tmp_path: Path, capsys: pytest.Captur
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("config", [
+    {"toolchains": {"go1.20.1": GOROOT}},
+    {"toolchains": {"go1.20.1": "/nonexistent"}},
+    {"environment": ["GOSUMDB=db.example+nokey"]},
+    {"goproxy": "direct"},
+    {"goproxy": "ftp://proxy.example"},
+    {"verifiers": [{"key": "not-a-key"}]},
+    {"signer_key_file": "/nonexistent/signer.key"},
+])
+def test_config_error_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      config: dict[str, object]) -> None:
+    """The whole config is checked before the data dir (or anything in it) is created."""
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"data_dir": str(tmp_path / "data"), "goproxy": "http://127.0.0.1:1", **config}))
+    assert main(["serve", "--config", str(cfg)]) == 2
+    assert "config" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
 def test_missing_config_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--config", "/nonexistent.json"]) == 2
     assert "No such file" in capsys.readouterr().err
@@ -51,8 +70,8 @@ def test_example_config_loads_and_matches_gobuild_config(capsys: pytest.CaptureF
 
 def test_sum_of_stdin() -> None:
     data = b"\x7fELF" + bytes(range(256)) * 100
-    out = subprocess.run([sys.executable, "-c", "import sys; from gobuild.cli import main; sys.exit(main())", "sum"], input=data, capture_output=True,
-                         cwd=ROOT, check=True)
+    main = "import sys; from gobuild.cli import main; sys.exit(main())"
+    out = subprocess.run([sys.executable, "-c", main, "sum"], input=data, capture_output=True, cwd=ROOT, check=True)
     assert out.stdout.decode().strip() == sum_from_digest(hashlib.sha256(data).digest())
 
 

@@ -40,7 +40,9 @@ def test_hash_zip_matches_go(path: str, version: str, files: dict[str, bytes], w
 
 
 @pytest.mark.parametrize("path,version,files,want,_", VECTORS)
-def test_hash_zip_from_file(tmp_path: Path, path: str, version: str, files: dict[str, bytes], want: str, _: str) -> None:
+def test_hash_zip_from_file(
+    tmp_path: Path, path: str, version: str, files: dict[str, bytes], want: str, _: str
+) -> None:
     z = tmp_path / "m.zip"
     z.write_bytes(make_zip(path, version, files))
     assert dirhash.hash_zip(z) == want

@@ -144,7 +144,9 @@ def test_latest(modproxy: ModuleProxy, client: GoProxyClient, versions: list[str
     assert client.latest("example.com/hello").version == want
 
 
-def test_latest_without_latest_endpoint_uses_pseudo_versions_from_list(modproxy: ModuleProxy, client: GoProxyClient) -> None:  # noqa: F811
+def test_latest_without_latest_endpoint_uses_pseudo_versions_from_list(
+    modproxy: ModuleProxy, client: GoProxyClient  # noqa: F811
+) -> None:
     old, new = "v0.0.0-20230102030405-aaaaaaaaaaaa", "v0.0.0-20240102030405-bbbbbbbbbbbb"
     add_hello(modproxy, "example.com/hello", old)
     add_hello(modproxy, "example.com/hello", new)
@@ -209,7 +211,9 @@ def test_zip_malformed(modproxy: ModuleProxy, client: GoProxyClient, tmp_path: p
 
 
 @pytest.mark.parametrize("call", ["list", "latest", "info", "mod", "zip"])
-def test_invalid_path_before_any_request(modproxy: ModuleProxy, client: GoProxyClient, tmp_path: pathlib.Path, call: str) -> None:  # noqa: F811
+def test_invalid_path_before_any_request(
+    modproxy: ModuleProxy, client: GoProxyClient, tmp_path: pathlib.Path, call: str  # noqa: F811
+) -> None:
     args: dict[str, tuple[object, ...]] = {
         "list": (),
         "latest": (),
@@ -247,13 +251,13 @@ def test_server_error_is_remote_error(modproxy: ModuleProxy, client: GoProxyClie
 )
 def test_malformed_info_is_remote_error(modproxy: ModuleProxy, client: GoProxyClient, body: bytes) -> None:  # noqa: F811
     modproxy.serve("/example.com/hello/@v/v1.0.0.info", body)
-    with pytest.raises(RemoteError, match="invalid .info response"):
+    with pytest.raises(RemoteError, match=r"invalid \.info response"):
         client.info("example.com/hello", "v1.0.0")
 
 
 def test_info_for_other_version_is_remote_error(modproxy: ModuleProxy, client: GoProxyClient) -> None:  # noqa: F811
     modproxy.serve("/example.com/hello/@v/v1.0.0.info", b'{"Version": "v1.0.1", "Time": "2024-01-01T00:00:00Z"}')
-    with pytest.raises(RemoteError, match="returned info for version v1.0.1 instead of requested version"):
+    with pytest.raises(RemoteError, match=r"returned info for version v1\.0\.1 instead of requested version"):
         client.info("example.com/hello", "v1.0.0")
 
 

@@ -54,9 +54,12 @@ CHECK_PATH = [
     ("example.com/x%20", "malformed module path \"example.com/x%20\": invalid char '%'"),
     ("example.com/x\\y", "malformed module path \"example.com/x\\\\y\": invalid char '\\\\'"),
     ("example.com/x!y", "malformed module path \"example.com/x!y\": invalid char '!'"),
-    ("example.com/con", 'malformed module path "example.com/con": "con" disallowed as path element component on Windows'),
-    ("example.com/CON.txt", 'malformed module path "example.com/CON.txt": "CON" disallowed as path element component on Windows'),
-    ("example.com/LPT1", 'malformed module path "example.com/LPT1": "LPT1" disallowed as path element component on Windows'),
+    ("example.com/con",
+     'malformed module path "example.com/con": "con" disallowed as path element component on Windows'),
+    ("example.com/CON.txt",
+     'malformed module path "example.com/CON.txt": "CON" disallowed as path element component on Windows'),
+    ("example.com/LPT1",
+     'malformed module path "example.com/LPT1": "LPT1" disallowed as path element component on Windows'),
     ("example.com/x~1", 'malformed module path "example.com/x~1": trailing tilde and digits in path element'),
     ("example.com/x.", 'malformed module path "example.com/x.": trailing dot in path element'),
     ("example.com/\udcff", 'malformed module path "example.com/\\xff": invalid UTF-8'),
@@ -257,7 +260,8 @@ def test_compare_semver(a: str, b: str, want: int) -> None:
 
 def test_sort_versions() -> None:
     got = module.sort_versions(
-        ["v1.0.0", "v1.0.0-rc.1", "junk", "v0.9.0", "v1.0.0-beta.11", "v1.0.0-beta.2", "v1.10.0", "v1.9.0", "v1.0.0", "v1"]
+        ["v1.0.0", "v1.0.0-rc.1", "junk", "v0.9.0", "v1.0.0-beta.11", "v1.0.0-beta.2", "v1.10.0", "v1.9.0",
+         "v1.0.0", "v1"]
     )
     assert got == ["v0.9.0", "v1.0.0-beta.2", "v1.0.0-beta.11", "v1.0.0-rc.1", "v1", "v1.0.0", "v1.9.0", "v1.10.0"]
     assert module.max_version(["v1.2.0", "v1.10.0-pre", "x"]) == "v1.10.0-pre"

@@ -34,14 +34,15 @@ def add_modules(proxy: ModuleProxy) -> None:
         "internal/gen/gen.go": "//go:build ignore\n\npackage main\n\nfunc main() {}\n",
     })
     proxy.add("example.com/lib", "v1.0.0", {"go.mod": GOMOD.format("example.com/lib"), "lib.go": "package lib\n"})
-    proxy.add("example.com/tool/v2", "v2.0.0", {"go.mod": GOMOD.format("example.com/tool/v2"), "main.go": MAIN.format("v2")})
+    proxy.add("example.com/tool/v2", "v2.0.0", {"go.mod": GOMOD.format("example.com/tool/v2"),
+                                               "main.go": MAIN.format("v2")})
     proxy.add("example.com/MixedCase/Tool", "v1.0.0", {"go.mod": GOMOD.format("example.com/MixedCase/Tool"),
                                                       "main.go": MAIN.format("mixed")})
     proxy.add("example.com/replaced", "v1.0.0", {
         "go.mod": GOMOD.format("example.com/replaced") + "\nreplace example.com/other => ./other\n",
         "main.go": MAIN.format("r")})
-    proxy.add("example.com/cgo", "v1.0.0", {"go.mod": GOMOD.format("example.com/cgo"),
-                                           "main.go": 'package main\n\n// int f() { return 1; }\nimport "C"\n\nfunc main() { println(C.f()) }\n'})
+    cgo_main = 'package main\n\n// int f() { return 1; }\nimport "C"\n\nfunc main() { println(C.f()) }\n'
+    proxy.add("example.com/cgo", "v1.0.0", {"go.mod": GOMOD.format("example.com/cgo"), "main.go": cgo_main})
     proxy.add("example.com/newgo", "v1.0.0", {"go.mod": "module example.com/newgo\n\ngo 1.99\n",
                                              "main.go": MAIN.format("future")})
 
@@ -176,7 +177,8 @@ def test_two_commands_under_cmd(client: FlaskClient, proxy: ModuleProxy, direct_
     assert f"/example.com/multi@v0.3.0/cmd/beta/linux-amd64-{GOVERSION}/" in page
     assert "internal/gen" not in page  # a //go:build ignore helper is no command
     for name in ("alpha", "beta"):
-        check_build(client, proxy, direct_cache, spec_of(f"example.com/multi@v0.3.0/cmd/{name}/linux-amd64-{GOVERSION}/"))
+        spec = spec_of(f"example.com/multi@v0.3.0/cmd/{name}/linux-amd64-{GOVERSION}/")
+        check_build(client, proxy, direct_cache, spec)
 
 
 def test_module_page_with_one_command_redirects(client: FlaskClient) -> None:

@@ -22,8 +22,9 @@ def test_sum_matches_the_python_one_liner() -> None:
     assert parse_sum(expected) == hashlib.sha256(data).digest()[:20]
 
 
-@pytest.mark.parametrize("bad", ["", "1N7e6zxGtHCObqNBDA_mXKv7-A9M", "0N7e6zxGtHCObqNBDA_mXKv7-A9", "0N7e6zxGtHCObqNBDA_mXKv7-A9MM",
-                                 "0N7e6zxGtHCObqNBDA+mXKv7-A9M", "0N7e6zxGtHCObqNBDA_mXKv7-A9N"])
+@pytest.mark.parametrize("bad", ["", "1N7e6zxGtHCObqNBDA_mXKv7-A9M", "0N7e6zxGtHCObqNBDA_mXKv7-A9",
+                                 "0N7e6zxGtHCObqNBDA_mXKv7-A9MM", "0N7e6zxGtHCObqNBDA+mXKv7-A9M",
+                                 "0N7e6zxGtHCObqNBDA_mXKv7-A9N"])
 def test_bad_sums(bad: str) -> None:
     assert not is_sum(bad)
 
@@ -76,7 +77,8 @@ def test_download_filenames_and_exec_names() -> None:
 def test_record_pack_keeps_trailing_space_and_round_trips() -> None:
     spec = BuildSpec.parse("github.com/mjl-/gobuild@v0.0.8/linux-amd64-go1.14.1/", T)
     rec = Record(spec, 10485760, "0N7e6zxGtHCObqNBDA_mXKv7-A9M")
-    assert rec.pack() == b"github.com/mjl-/gobuild v0.0.8 / linux amd64 go1.14.1 10485760 0N7e6zxGtHCObqNBDA_mXKv7-A9M \n"
+    want = b"github.com/mjl-/gobuild v0.0.8 / linux amd64 go1.14.1 10485760 0N7e6zxGtHCObqNBDA_mXKv7-A9M \n"
+    assert rec.pack() == want
     assert Record.parse(rec.pack()) == rec
     stripped = Record(spec.with_(stripped=True), 7340032, "0N7e6zxGtHCObqNBDA_mXKv7-A9M")
     assert stripped.pack().endswith(b" stripped\n")
@@ -121,7 +123,7 @@ def test_goversion_errors(bad: str) -> None:
 
 
 def test_goversion_order_ignores_suffix() -> None:
-    assert GoVersion.parse("go1.26.8").key > GoVersion.parse("go1.26.1").key > GoVersion.parse("go1.9.0" if False else "go1.25.0").key
+    assert GoVersion.parse("go1.26.8").key > GoVersion.parse("go1.26.1").key > GoVersion.parse("go1.25.0").key
     assert GoVersion.parse("go1.27rc1").key == GoVersion.parse("go1.27.0").key
 
 

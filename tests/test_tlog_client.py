@@ -267,7 +267,7 @@ def test_truncated_and_regrown_log_is_caught(srv: LogServer, tmp_path: Path) -> 
     # The operator truncates the log to 5 records and appends other ones, regrowing to 12.
     texts = [f"rec {i} x\n".encode() for i in range(5)] + [f"other {i}\n".encode() for i in range(7)]
     swap_log(srv, tmp_path, "regrown", texts)
-    with pytest.raises(SecurityError, match="^SECURITY ERROR\ngo.sum database server misbehavior detected!"):
+    with pytest.raises(SecurityError, match=r"^SECURITY ERROR\ngo\.sum database server misbehavior detected!"):
         new_client(srv, tmp_path / "state").lookup("key-1")
 
 
@@ -423,7 +423,8 @@ def test_client_verifies_the_original_gobuild(tmp_path: Path) -> None:
         vkey = (INSTANCE / "verifier.key").read_text()
         c = new_client(s.url, tmp_path / "state", vkey=vkey)
         n, text = c.lookup("example.com/oracle/hello@v1.1.0/linux-amd64-go1.27.3/")
-        assert (n, text) == (1, b"example.com/oracle/hello v1.1.0 / linux amd64 go1.27.3 2504463 0W2U1Dnzf_WcDIC_8StCKg9YU9Iw \n")
+        want = b"example.com/oracle/hello v1.1.0 / linux amd64 go1.27.3 2504463 0W2U1Dnzf_WcDIC_8StCKg9YU9Iw \n"
+        assert (n, text) == (1, want)
         n, _ = c.lookup("example.com/oracle/multi@v1.1.0/cmd/b/darwin-arm64-go1.27.3/")
         assert n == 8
         s.tamper = lambda path, body: flip_bit(body, 32 * 8 + 3) if "/tile/" in path else body

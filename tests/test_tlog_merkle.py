@@ -86,9 +86,9 @@ class MemTiles:
         out = []
         for t in tiles:
             data = merkle.read_tile_data(t, self.hl)
-            if self.tamper is not None and (t.H, t.L, t.N) == (self.tamper.H, self.tamper.L, self.tamper.N):
-                if self.flip < len(data):
-                    data = data[: self.flip] + bytes([data[self.flip] ^ 1]) + data[self.flip + 1 :]
+            tampered = self.tamper is not None and (t.H, t.L, t.N) == (self.tamper.H, self.tamper.L, self.tamper.N)
+            if tampered and self.flip < len(data):
+                data = data[: self.flip] + bytes([data[self.flip] ^ 1]) + data[self.flip + 1 :]
             out.append(data)
         return out
 

@@ -15,7 +15,8 @@ from gobuild.web import create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
 
-SPECS = [f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/", f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}-stripped/",
+SPECS = [f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/",
+         f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}-stripped/",
          f"example.com/hello@v1.1.0/linux-arm64-{GOVERSION}/"]
 
 
@@ -100,7 +101,8 @@ def test_tiles_rebuild_the_tree(app: Flask, built: list[bytes]) -> None:
 
 @pytest.mark.parametrize("path, status", [
     ("8/0/001", 404), ("8/0/000.p/200", 404), ("8/data/000.p/99", 404), ("8/1/000.p/1", 404),
-    ("8/0/abc", 400), ("8/x/000", 400), ("9/0/000", 400), ("0/0/000", 400), ("8/0/000.p/0", 400), ("8/0/000.p/256", 400),
+    ("8/0/abc", 400), ("8/x/000", 400), ("9/0/000", 400), ("0/0/000", 400),
+    ("8/0/000.p/0", 400), ("8/0/000.p/256", 400),
 ])
 def test_bad_and_future_tiles(app: Flask, built: list[bytes], path: str, status: int) -> None:
     r = app.test_client().get("/tlog/tile/" + path)

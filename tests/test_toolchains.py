@@ -27,6 +27,7 @@ from gobuild import config as configmod
 from gobuild import toolchains as tcmod
 from gobuild import toolchainzip
 from gobuild.goproxy import GoProxyClient
+from gobuild.services import build_services, check
 from gobuild.sumdb import ChecksumMismatch, SumDB, configured_gosumdb, parse_gosumdb
 from gobuild.targets import Targets, parse_dist_list
 from gobuild.toolchains import (
@@ -93,8 +94,9 @@ def zip_requests(proxy: ModuleProxy, goversion: str = GO) -> int:
 def sdk_entries(tmp_path: Path) -> list[str]:
     """What is in data/sdk besides lock files and the go commands' home (staging dirs show up)."""
     sdk = tmp_path / "data" / "sdk"
-    keep = [p.name for p in sdk.iterdir() if not p.name.endswith(".lock") and p.name != ".gohome"] if sdk.exists() else []
-    return sorted(keep)
+    if not sdk.exists():
+        return []
+    return sorted(p.name for p in sdk.iterdir() if not p.name.endswith(".lock") and p.name != ".gohome")
 
 
 # --- install on first use ---------------------------------------------------------------------
@@ -230,7 +232,7 @@ def test_unknown_version(tmp_path: Path, published: ModuleProxy, db: FakeSumDB) 
 def test_smoke_test_failure_refused(tmp_path: Path, modproxy: ModuleProxy, db: FakeSumDB) -> None:
     add_toolchain(modproxy, db, GO, files=fake_toolchain_files(GO, says="go1.99.2"))
     db.publish(modproxy)
-    with pytest.raises(ToolchainRejected, match="says go1.99.2"):
+    with pytest.raises(ToolchainRejected, match=r"says go1\.99\.2"):
         make(tmp_path, modproxy, db).get(GO)
     assert sdk_entries(tmp_path) == []
 
@@ -374,9 +376,9 @@ def test_oldest_and_stop(tmp_path: Path, published: ModuleProxy, db: FakeSumDB) 
     tc = make(tmp_path, published, db, stop="go1.99", oldest="go1.98")
     assert tc.latest() == "go1.98.6"
     assert tc.resolve("latest") == "go1.98.6"
-    with pytest.raises(UnknownGoVersion, match="go1.99 and newer"):
+    with pytest.raises(UnknownGoVersion, match=r"go1\.99 and newer"):
         tc.get(GO)
-    with pytest.raises(UnknownGoVersion, match="older than go1.98"):
+    with pytest.raises(UnknownGoVersion, match=r"older than go1\.98"):
         tc.resolve("go1.97.9")
     with pytest.raises(UnknownGoVersion):
         tc.resolve("go1.99.latest")
@@ -579,33 +581,34 @@ def _install_sum(go: Path, home: Path, proxy: ModuleProxy, cache: Path) -> str:
 # --- configuration ----------------------------------------------------------------------------
 
 
-def test_from_config(tmp_path: Path, published: ModuleProxy, db: FakeSumDB) -> None:
+def test_services_toolchains(tmp_path: Path, published: ModuleProxy, db: FakeSumDB) -> None:
     cfg = configmod.Config(data_dir=str(tmp_path / "data"), goproxy=published.url, toolchains={GOVERSION: GOROOT},
                            environment=(f"GOSUMDB={db.vkey}",), proxy_timeout=5.0, goversion_stop="go1.99")
-    tc = Toolchains.from_config(cfg.with_overrides())
+    tc = build_services(cfg.with_overrides()).toolchains
     assert tc.sumdb is not None and tc.sumdb.name == db.name
     assert tc.latest() == "go1.98.6"
     if tc.platform == PLATFORM:
         assert tc.get("go1.98.6").goversion == "go1.98.6"
 
 
-def test_from_config_gosumdb_off(tmp_path: Path, modproxy: ModuleProxy) -> None:
+def test_services_toolchains_gosumdb_off(tmp_path: Path, modproxy: ModuleProxy) -> None:
     cfg = configmod.Config(data_dir=str(tmp_path / "data"), goproxy=modproxy.url, toolchains={GOVERSION: GOROOT},
                            environment=("GOSUMDB=off",))
-    assert Toolchains.from_config(cfg.with_overrides()).sumdb is None
+    assert build_services(cfg.with_overrides()).toolchains.sumdb is None
 
 
-def test_from_config_goproxy_off_is_local_only(tmp_path: Path) -> None:
+def test_services_toolchains_goproxy_off_is_local_only(tmp_path: Path) -> None:
     cfg = configmod.Config(data_dir=str(tmp_path / "data"), goproxy="off", toolchains={GOVERSION: GOROOT})
-    tc = Toolchains.from_config(cfg.with_overrides())
+    tc = build_services(cfg.with_overrides()).toolchains
     assert tc.proxy is None and tc.latest() == GOVERSION
 
 
-def test_from_config_bad_gosumdb(tmp_path: Path, modproxy: ModuleProxy) -> None:
+def test_services_toolchains_bad_gosumdb(tmp_path: Path, modproxy: ModuleProxy) -> None:
     cfg = configmod.Config(data_dir=str(tmp_path / "data"), goproxy=modproxy.url, toolchains={GOVERSION: GOROOT},
                            environment=("GOSUMDB=db.example+nokey",))
     with pytest.raises(configmod.ConfigError, match="GOSUMDB"):
-        Toolchains.from_config(cfg.with_overrides())
+        check(cfg.with_overrides())
+    assert not (tmp_path / "data").exists()  # found before anything is created
 
 
 # --- the real thing (network) -----------------------------------------------------------------

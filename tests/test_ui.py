@@ -28,6 +28,7 @@ from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
 
 ROOT = Path(__file__).resolve().parent.parent
+HTMX = {"HX-Request": "true"}  # what htmx sends with each of its requests
 LIVE_MODULES = [f"example.com/live{i}" for i in range(8)]
 
 
@@ -38,7 +39,8 @@ def proxy() -> Iterator[ModuleProxy]:
         p.add("example.com/hello", "v1.1.0", hello_module("example.com/hello", "v1.1.0", "hi"))
         p.add("example.com/multi", "v0.3.0", {
             "go.mod": "module example.com/multi\n\ngo 1.22\n",
-            "cmd/alpha/main.go": "package main\n\nfunc main() {}\n", "cmd/beta/main.go": "package main\n\nfunc main() {}\n"})
+            "cmd/alpha/main.go": "package main\n\nfunc main() {}\n",
+            "cmd/beta/main.go": "package main\n\nfunc main() {}\n"})
         p.add("example.com/replaced", "v1.0.0", {
             "go.mod": "module example.com/replaced\n\ngo 1.22\n\nreplace example.com/other => ./other\n",
             "main.go": "package main\n\nfunc main() {}\n"})
@@ -235,7 +237,7 @@ def test_every_page_has_security_headers_and_no_inline_script(client: FlaskClien
 
 
 def test_templates_hold_no_inline_script_or_style() -> None:
-    for path in sorted((ROOT / "templates").glob("*.html")):
+    for path in sorted((ROOT / "gobuild" / "templates").glob("*.html")):
         text = path.read_text()
         for m in re.finditer(r"<script\b[^>]*>", text):
             assert "src=" in m.group(0), (path.name, m.group(0))
@@ -245,14 +247,14 @@ def test_templates_hold_no_inline_script_or_style() -> None:
 
 
 def test_vendored_htmx_is_pinned_with_its_license_and_cached_long(client: FlaskClient) -> None:
-    vendor = ROOT / "static" / "vendor"
+    vendor = ROOT / "gobuild" / "static" / "vendor"
     htmx, sse = vendor / "htmx-2.0.11.min.js", vendor / "htmx-ext-sse-2.2.4.js"
     assert htmx.read_text().startswith("/*!\n * htmx.org 2.0.11 ") and "Zero-Clause BSD" in htmx.read_text()[:2000]
     assert sse.read_text().startswith("/*!\n * htmx-ext-sse 2.2.4 ") and "BSD Zero Clause" in sse.read_text()[:2000]
     page = client.get("/").get_data(as_text=True)
     srcs = re.findall(r'<script src="([^"]+)"', page)
-    assert [s.split("?")[0] for s in srcs] == ["/static/vendor/htmx-2.0.11.min.js", "/static/vendor/htmx-ext-sse-2.2.4.js",
-                                               "/static/gobuild.js"]
+    assert [s.split("?")[0] for s in srcs] == ["/static/vendor/htmx-2.0.11.min.js",
+                                               "/static/vendor/htmx-ext-sse-2.2.4.js", "/static/gobuild.js"]
     for src in srcs + re.findall(r'<link rel="stylesheet" href="([^"]+)"', page):
         r = client.get(src)
         assert r.status_code == 200 and r.headers["Cache-Control"] == "public, max-age=31536000, immutable", src
@@ -419,22 +421,27 @@ def test_keepalive_comments_while_quiet(client: FlaskClient, app: Flask, monkeyp
 def test_polling_fragment(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = spec_of(f"example.com/live5@v1.0.0/linux-amd64-{GOVERSION}/")
     gate = Gate(app, monkeypatch, "example.com/live5", 3)
-    r = client.get(spec.link() + "live?offset=0")
+    r = client.get(spec.link() + "live?offset=0", headers=HTMX)
     assert r.headers["HX-Refresh"] == "true"  # nothing runs: the page reloads and shows the Start button
+    r = client.get(spec.link() + "live?offset=0")  # not htmx: it would ignore HX-Refresh
+    assert (r.status_code, r.headers["Location"], "HX-Refresh" in r.headers) == (303, ".", False)
     client.post(spec.link() + "start")
     gate.release(2)
     time.sleep(0.3)
-    body = check_html_response(client.get(spec.link() + "live?offset=0"))
+    body = check_html_response(client.get(spec.link() + "live?offset=0", headers=HTMX))
     two = len("".join(gate.lines[:2]).encode())
     assert '<span hx-swap-oob="beforeend:#log">step 0: &lt;compile&gt; pkg0 &amp; more\nstep 1:' in body
     assert f'hx-get="live?offset={two}" hx-trigger="every 1s"' in body
     assert 'id="status" hx-swap-oob="true"' in body
-    body = client.get(spec.link() + f"live?offset={two}").get_data(as_text=True)
+    body = client.get(spec.link() + f"live?offset={two}", headers=HTMX).get_data(as_text=True)
     assert "hx-swap-oob=\"beforeend" not in body and f'live?offset={two}"' in body  # nothing new yet
     gate.release()
     wait_done(app, spec)
-    r = client.get(spec.link() + f"live?offset={two}", follow_redirects=True)
-    assert r.headers["HX-Redirect"] == spec.result_link(svc(app).store.result(spec).sum)
+    r = client.get(spec.link() + f"live?offset={two}", headers=HTMX, follow_redirects=True)
+    result_link = spec.result_link(svc(app).store.result(spec).sum)
+    assert (r.status_code, r.headers["HX-Redirect"], r.headers["Cache-Control"]) == (200, result_link, "no-store")
+    r = client.get(spec.link() + f"live?offset={two}", follow_redirects=True)  # not htmx: to the result page
+    assert (r.status_code, r.request.path, r.history[-1].status_code) == (200, result_link, 303)
 
 
 def test_failed_build_shows_the_reason_and_retry_works(client: FlaskClient, app: Flask) -> None:
@@ -472,7 +479,8 @@ def test_result_page(client: FlaskClient, app: Flask, built: tuple[BuildSpec, st
     assert f'title="{result.size} bytes">{result.size / 1048576:.1f} MB' in body
     assert f'title="{result.size_gz} bytes">{result.size_gz / 1048576:.1f} MB' in body
     assert f"gobuild get -verifierkey {svc(app).tlog.verifier_key} " in body and f"-sum {sum_}" in body
-    assert f"GOTOOLCHAIN={GOVERSION} go install -trimpath -ldflags=&#39;-buildid=&#39; -- example.com/hello@v1.0.0" in body
+    reproduce = f"GOTOOLCHAIN={GOVERSION} go install -trimpath -ldflags=&#39;-buildid=&#39; -- example.com/hello@v1.0.0"
+    assert reproduce in body
     for title in ("Module versions", "Targets", "Go versions", "Variants"):
         assert f"<h3>{title}</h3>" in body
     # Module versions from the proxy's list, newest first; each links to its result or build page.

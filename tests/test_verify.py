@@ -16,12 +16,13 @@ import requests
 import waitress
 from flask import Flask
 
+from gobuild.services import build_services
 from gobuild.spec import BuildSpec, Record, sum_from_digest
 from gobuild.targets import DEFAULT_TARGETS
 from gobuild.tlog import note
 from gobuild.tlog.server import TransparencyLog
 from gobuild.verify import Verifier, VerifyError, parse_peers
-from gobuild.web import build_services, create_app
+from gobuild.web import create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
 from tests.realserver import free_port

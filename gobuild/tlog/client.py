@@ -12,6 +12,7 @@ State under state_dir (the caller picks one directory per verifier key name):
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -345,7 +346,5 @@ class _TileReader:
                 if tile in self._saved:
                     continue
                 self._saved.add(tile)
-            try:
+            with contextlib.suppress(OSError):  # a later run will fetch and verify it again
                 write_atomic(self.client._tile_cache_path(tile), content)
-            except OSError:
-                pass  # a later run will fetch and verify it again

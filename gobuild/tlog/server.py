@@ -316,10 +316,10 @@ class TransparencyLog:
         """Return the number of the first record from start on with this exact text, or None."""
         size = self.size()
         batch = 4096
-        for start in range(start, size, batch):
-            for i, text in enumerate(self._records_range(start, min(batch, size - start), size)):
+        for first in range(start, size, batch):
+            for i, text in enumerate(self._records_range(first, min(batch, size - first), size)):
                 if text == record:
-                    return start + i
+                    return first + i
         return None
 
     # --- appending --------------------------------------------------------------------------

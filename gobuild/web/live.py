@@ -7,24 +7,22 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from flask import Response, current_app, render_template, request, stream_with_context
+import htmx_flask as htmx
+from flask import Response, redirect, render_template, request, stream_with_context
 from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import Job
 from ..spec import BuildSpec
 from ..store import Result, Store
+from .current import services
 
 KEEPALIVE_SECONDS = 15.0  # a comment this often keeps proxies from closing a quiet stream
 TAIL_SECONDS = 0.25  # how often a stream looks for new log bytes
 CHUNK = 64 * 1024  # most log bytes in one event
 PAGE_LOG_LIMIT = 1 << 20  # most log bytes rendered into a page; the stream sends the rest
-
-
-def _svc() -> Any:
-    return current_app.extensions["gobuild"]
 
 
 class StreamLimit:
@@ -192,14 +190,15 @@ def events(spec: BuildSpec) -> Response:
     none runs. A reader that resumes never starts one: it joins the running job or hears how the
     last one ended.
     """
-    limit = _svc().streams
+    limit = services().streams
     if not limit.acquire():
         resp = Response("too many live streams open, poll .../live?offset=N instead\n", 503, mimetype="text/plain")
         resp.headers["Retry-After"] = "5"
         return resp
     try:
-        coordinator = _svc().coordinator
+        coordinator = services().coordinator
         offset, resuming = resume_offset()
+        job: Job | None
         if not resuming:
             job = coordinator.start(spec)
         else:
@@ -217,7 +216,7 @@ def _job_events(job: Job | None, offset: int) -> Iterator[str]:
     if job is None:  # resumed, but this process has no such build (it restarted): log offsets mean nothing
         yield from _final_events(Status("gone", error="the build is not running any more, start it again"))
         return
-    s = _svc()
+    s = services()
     tail = LogTail.of_job(job, s.store, offset)
     try:
         last_position, last_status, last_sent = -1, Status("pending"), time.monotonic()
@@ -259,7 +258,7 @@ def result_events(spec: BuildSpec, result: Result) -> Response:
         return _event_stream(iter([update_event(_update_payload(status))]))
 
     def body() -> Iterator[str]:
-        tail = LogTail(offset, stored=_svc().store.read_blob(result.log))
+        tail = LogTail(offset, stored=services().store.read_blob(result.log))
         while data := tail.read(whole_lines=False):
             yield _log_event(data, tail.offset)
         yield from _final_events(status)
@@ -267,16 +266,16 @@ def result_events(spec: BuildSpec, result: Result) -> Response:
     return _event_stream(body())
 
 
-def fragment(spec: BuildSpec) -> Response:
+def fragment(spec: BuildSpec) -> BaseResponse:
     """The polling fallback: log lines after ?offset=, the status, and the next poll (htmx swaps them in)."""
-    s = _svc()
+    s = services()
     offset, _ = resume_offset()
     job = s.coordinator.last(spec)
     if job is None:  # nothing to follow: let the page render what is there now
-        return _htmx_header("HX-Refresh", "true")
+        return redirect_fragment(None)
     status = status_of(job, s.coordinator.queue_position(job))
     if status.state == "success":
-        return _htmx_header("HX-Redirect", status.href)
+        return redirect_fragment(status.href)
     tail = LogTail.of_job(job, s.store, offset)
     try:
         data = tail.read_all(PAGE_LOG_LIMIT, whole_lines=status.busy)
@@ -289,13 +288,13 @@ def fragment(spec: BuildSpec) -> Response:
 
 
 def redirect_fragment(href: str | None) -> BaseResponse:
-    """A poll of a build that is over: htmx loads href (the result), or reloads the page."""
-    return _htmx_header("HX-Redirect", href) if href else _htmx_header("HX-Refresh", "true")
+    """A poll of a build that is over: htmx loads href (the result), or reloads the page (href None).
 
-
-def _htmx_header(name: str, value: str) -> Response:
-    resp = Response("", mimetype="text/html")
-    resp.headers[name] = value
+    Only htmx acts on its HX-* headers; any other client gets a redirect there ("." is the build page).
+    """
+    if not htmx.request.htmx:
+        return redirect(href or ".", 303)
+    resp: Response = htmx.make_response("", redirect=href) if href else htmx.make_response("", refresh=True)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 
@@ -304,7 +303,7 @@ def page_log(job: Job | None) -> tuple[str, int]:
     """The log so far for rendering into a page, and the offset where the stream continues."""
     if job is None or job.done.is_set():
         return "", 0
-    tail = LogTail.of_job(job, _svc().store, 0)
+    tail = LogTail.of_job(job, services().store, 0)
     try:
         return tail.read_all(PAGE_LOG_LIMIT).decode("utf-8", "replace"), tail.offset
     finally:
@@ -313,5 +312,5 @@ def page_log(job: Job | None) -> tuple[str, int]:
 
 def polling() -> bool:
     """Whether a build page polls instead of streaming: asked to (?poll=1), or too many streams are open."""
-    return bool(request.args.get("poll")) or _svc().streams.full
+    return bool(request.args.get("poll")) or services().streams.full
 

@@ -9,22 +9,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from flask import current_app
 
 from .. import module
 from ..goproxy import GoProxyError
 from ..spec import BuildSpec
+from .current import services
 
 log = logging.getLogger(__name__)
 
 VERSIONS_TTL = 60.0  # seconds a module's version list is reused
 MAX_VERSION_LINKS = 40
-
-
-def _svc() -> Any:
-    return current_app.extensions["gobuild"]
 
 
 class VersionsCache:
@@ -81,14 +75,14 @@ class Column:
 
 
 def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "") -> Link:
-    result = _svc().store.result_hint(other)
+    result = services().store.result_hint(other)
     href = other.result_link(result.sum) if result is not None else other.link()
     return Link(text, href, result is not None, other == spec, note)
 
 
 def _goversions() -> tuple[list[str], set[str]]:
     """Go versions to link to (supported first, then the other installed ones), and the supported set."""
-    toolchains = _svc().toolchains
+    toolchains = services().toolchains
     installed = toolchains.installed()
     try:
         supported = list(toolchains.supported())
@@ -103,7 +97,7 @@ def related(spec: BuildSpec) -> list[Column]:
     """The four columns: module versions, targets, Go versions, variants (current one active)."""
     error = ""
     try:
-        versions = _svc().versions.get(spec.module)[:MAX_VERSION_LINKS]
+        versions = services().versions.get(spec.module)[:MAX_VERSION_LINKS]
     except GoProxyError as e:
         versions, error = [], f"listing versions: {e}"
     if spec.version not in versions:
@@ -114,7 +108,7 @@ def related(spec: BuildSpec) -> list[Column]:
     return [
         Column("Module versions", [_link(spec, spec.with_(version=v), v) for v in versions], error),
         Column("Targets", [_link(spec, spec.with_(goos=goos, goarch=goarch), f"{goos}/{goarch}")
-                           for goos, goarch in _svc().targets.by_popularity()]),
+                           for goos, goarch in services().targets.by_popularity()]),
         Column("Go versions", [_link(spec, spec.with_(goversion=v), v, "" if v in supported else "unsupported")
                                for v in goversions]),
         Column("Variants", [_link(spec, spec.with_(stripped=False), "default"),
@@ -134,13 +128,13 @@ def newer(spec: BuildSpec) -> Newer | None:
     """The "newer version available" banner for spec, if there is one."""
     latest_module = ""
     try:
-        listed = _svc().versions.get(spec.module)
+        listed = services().versions.get(spec.module)
         releases = [v for v in listed if not module.semver_prerelease(v)]
         latest_module = (releases or listed or [""])[0]
     except GoProxyError:
         pass
     try:
-        latest_go = _svc().toolchains.latest()
+        latest_go = services().toolchains.latest()
     except Exception:
         latest_go = spec.goversion
     module_newer = bool(latest_module) and module.is_valid_semver(spec.version) and \
@@ -170,7 +164,7 @@ def _go_key(goversion: str) -> tuple[int, ...]:
 
 def instance_notes() -> str:
     """The text of the instance notes file from config ("" if none or unreadable)."""
-    name = _svc().config.instance_notes_file
+    name = services().config.instance_notes_file
     if not name:
         return ""
     try:

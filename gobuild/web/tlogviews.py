@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from ..failures import BuildError, TemporaryFailure
 from ..goproxy import NotFound as ProxyNotFound
@@ -11,6 +11,7 @@ from ..module import InvalidPath, InvalidVersion, is_canonical_version
 from ..spec import BuildSpec, SpecError
 from ..tlog.server import LogError
 from ..verify import CHAIN_HEADER
+from .current import services
 from .files import IMMUTABLE
 from .views import build_wait_seconds
 
@@ -33,13 +34,13 @@ def _error(status: int, message: str) -> Response:
 @bp.get("/latest")
 def latest() -> Response:
     """The signed tree head."""
-    return _text(current_app.extensions["gobuild"].tlog.signed_tree_head())
+    return _text(services().tlog.signed_tree_head())
 
 
 @bp.get("/lookup/<path:key>")
 def lookup(key: str) -> Response:
     """The record of a spec with the signed tree head, building it first if needed."""
-    s = current_app.extensions["gobuild"]
+    s = services()
     try:
         spec = _canonical(BuildSpec.parse(key, s.targets))
         chain = tuple(n for n in request.headers.get(CHAIN_HEADER, "").split(",") if n)
@@ -57,7 +58,7 @@ def lookup(key: str) -> Response:
 
 def _canonical(spec: BuildSpec) -> BuildSpec:
     """Resolve "latest" and non-canonical versions; a canonical version needs no proxy call."""
-    s = current_app.extensions["gobuild"]
+    s = services()
     spec = spec.with_(goversion=s.toolchains.resolve(spec.goversion))
     if not is_canonical_version(spec.version):
         spec = spec.with_(version=s.proxy.resolve(spec.module, spec.version))
@@ -71,7 +72,7 @@ def tile(path: str) -> Response:
     if not height.isdigit() or not 1 <= int(height) <= MAX_TILE_HEIGHT:
         return _error(400, f"invalid tile syntax: height must be 1 to {MAX_TILE_HEIGHT}")
     try:
-        data, full = current_app.extensions["gobuild"].tlog.tile(path)
+        data, full = services().tlog.tile(path)
     except LogError as e:
         return _error(e.http_status, str(e))
     is_data = path.split("/")[1:2] == ["data"]

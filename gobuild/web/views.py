@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request
+from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import reproduce_command
@@ -10,14 +10,10 @@ from ..failures import PermanentFailure
 from ..spec import BuildSpec, Record
 from ..store import Failure
 from . import files, live, pages, urls
+from .current import services
 from .errors import HTTPProblem
 
 bp = Blueprint("gobuild", __name__)
-
-
-def svc():  # type: ignore[no-untyped-def]
-    """The app's services (see create_app)."""
-    return current_app.extensions["gobuild"]
 
 
 def _redirect(location: str, code: int = 307) -> BaseResponse:
@@ -41,7 +37,7 @@ def home() -> str | BaseResponse:
     if m:
         m = m.removeprefix("https://").removeprefix("http://").strip("/")
         return _redirect("/" + m)
-    s = svc()
+    s = services()
     return render_template("home.html", recent=s.recent_builds(), goversion=_latest_or_none(),
                            goproxy=s.builder.settings.goproxy, verifier_key=s.tlog.verifier_key,
                            get_example=s.get_command(_example_spec(), None, request.host),
@@ -64,7 +60,7 @@ def legacy_prefix(prefix: str, path: str) -> BaseResponse:
 @bp.route("/<path:path>", methods=["GET", "POST"])
 def dispatch(path: str) -> str | Response | BaseResponse:
     """Every module, build and result URL."""
-    target = urls.parse(request.path[1:], svc().targets)
+    target = urls.parse(request.path[1:], services().targets)
     if request.method == "POST" and not (isinstance(target, urls.SpecURL) and target.page in ("retry", "start")):
         raise HTTPProblem(405, "only GET here; POST is for .../retry and .../start")
     if isinstance(target, urls.ModuleURL):
@@ -80,18 +76,18 @@ def module_page(module: str, trailing_slash: bool) -> str | BaseResponse:
     """List the main packages at the latest version; redirect when there is just one."""
     if trailing_slash:
         return _redirect("/" + module)
-    version = svc().proxy.resolve(module, "latest")
+    version = services().proxy.resolve(module, "latest")
     return _package_choice(module, version)
 
 
 def short_url(module: str, version: str) -> str | BaseResponse:
     """/<mod>@<version>: resolve the version and go to the build page of its command."""
-    resolved = svc().proxy.resolve(module, version)
+    resolved = services().proxy.resolve(module, version)
     return _package_choice(module, resolved)
 
 
 def _package_choice(module: str, version: str) -> str | BaseResponse:
-    s = svc()
+    s = services()
     pkgs = s.builder.main_packages(module, version)
     if not pkgs:
         raise HTTPProblem(422, f"no main packages in module {module}@{version}")
@@ -108,7 +104,7 @@ def _package_choice(module: str, version: str) -> str | BaseResponse:
 
 def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
     """A spec that may or may not be built yet."""
-    s = svc()
+    s = services()
     if (result := s.store.result(spec)) is not None:
         return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
     if (failure := s.store.failure(spec)) is not None:
@@ -136,7 +132,7 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
 
 def failed_page(spec: BuildSpec, page: str, failure) -> str | Response | BaseResponse:  # type: ignore[no-untyped-def]
     """A spec whose build failed permanently: show it, serve its log, or forget it on retry."""
-    s = svc()
+    s = services()
     if page == "retry":
         s.store.delete_failure(spec)
         return _redirect(spec.link(), 303)
@@ -153,7 +149,7 @@ def failed_page(spec: BuildSpec, page: str, failure) -> str | Response | BaseRes
 
 def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | BaseResponse:
     """The build page: pending with a Start button, the live log while it builds, or the failure."""
-    s = svc()
+    s = services()
     job = None if failure is not None else s.coordinator.last(spec)
     if failure is not None:
         status = live.Status("failed", error=failure.error, stored=True)
@@ -173,7 +169,7 @@ def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | Ba
 
 def _canonical(spec: BuildSpec) -> BuildSpec:
     """The spec with "latest" Go and a resolved module version (also checks both exist)."""
-    s = svc()
+    s = services()
     goversion = s.toolchains.resolve(spec.goversion)  # latest, go1.N.latest, go1.21 -> go1.21.0; no download
     version = s.proxy.resolve(spec.module, spec.version)
     return spec.with_(goversion=goversion, version=version)
@@ -181,7 +177,7 @@ def _canonical(spec: BuildSpec) -> BuildSpec:
 
 def build_wait_seconds() -> float:
     """How long a request waits for a build before answering "try again later"."""
-    cfg = svc().config
+    cfg = services().config
     return float(cfg.build_timeout + cfg.prepare_timeout + 60)
 
 
@@ -198,7 +194,7 @@ def _page_name(spec: BuildSpec, page: str) -> str:
 
 def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseResponse:
     """A finished build: its page, binary, gzipped binary, log or record."""
-    s = svc()
+    s = services()
     result = s.store.result(spec)
     if result is None:
         return _redirect(spec.link() + _page_name(spec, page))
@@ -242,6 +238,6 @@ def _example_spec() -> BuildSpec:
 
 def _latest_or_none() -> str | None:
     try:
-        return str(svc().toolchains.latest())
+        return str(services().toolchains.latest())
     except Exception:
         return None

@@ -1,0 +1,188 @@
+"""The composition root: every service of a server, built from its config and handed what it needs.
+
+The config is checked completely first (proxies, GOSUMDB, local toolchains, signer key, verifiers);
+only then is anything created on disk, so a config error never leaves a data directory behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .builds import Builder, BuildSettings, Coordinator
+from .config import Config, ConfigError
+from .goproxy import GoProxyClient, goproxy_for_go
+from .spec import BuildSpec, Record, SpecError
+from .store import Store
+from .sumdb import SumDB, SumDBConfigError, SumDBSetting, configured_gosumdb, parse_gosumdb
+from .targets import Targets
+from .tlog import note
+from .tlog.server import TransparencyLog, load_or_create_signer
+from .toolchains import DOWNLOAD_TIMEOUT, Toolchains, discover_local, host_platform, read_goversion
+from .verify import Peer, Verifier, parse_peers
+from .web.live import StreamLimit
+from .web.pages import VersionsCache
+
+log = logging.getLogger(__name__)
+
+POPULARITY_RECORDS = 1000  # newest log records counted per target at startup, as the original does
+
+
+@dataclass
+class Services:
+    """Everything the views use, built once per app."""
+
+    config: Config
+    store: Store
+    toolchains: Toolchains
+    targets: Targets
+    proxy: GoProxyClient
+    builder: Builder
+    coordinator: Coordinator
+    tlog: TransparencyLog
+    verifier: Verifier | None
+    streams: StreamLimit  # open live-log streams, each holding a server thread
+    versions: VersionsCache  # module version lists for the link columns
+
+    def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
+        """The newest logged builds, newest first: (spec, sum), read from the log's tail."""
+        return [(record.spec, record.sum) for record in newest_records(self.tlog, count)]
+
+    def get_command(self, spec: BuildSpec, sum_: str | None, host: str) -> str:
+        """The `gobuild get` command that fetches and verifies spec through our log."""
+        parts = ["gobuild get", f"-verifierkey {self.tlog.verifier_key}", f"-url http://{host}/tlog"]
+        if sum_:
+            parts.append(f"-sum {sum_}")
+        parts += [f"-target {spec.goos}/{spec.goarch}", f"-goversion {spec.goversion}"]
+        if spec.stripped:
+            parts.append("-stripped")
+        parts.append(f"{spec.module}@{spec.version}{'' if spec.dir == '/' else spec.dir}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the config says, parsed and checked, before anything exists on disk."""
+
+    go_proxy: str  # the GOPROXY the go commands get
+    proxy: GoProxyClient  # for module lists and versions
+    local_toolchains: dict[str, str]  # goversion -> GOROOT, each version confirmed by its go binary
+    toolchain_proxy: GoProxyClient | None  # None: only local toolchains (GOPROXY=off or no downloads here)
+    platform: tuple[str, str] | None  # the GOOS/GOARCH of toolchain downloads
+    gosumdb: SumDBSetting | None  # None: GOSUMDB=off
+    signer: str | None  # from signer_key_file; None: the one in <data_dir>/tlog, created on first start
+    peers: list[Peer]
+
+
+def newest_records(tlog: TransparencyLog, count: int) -> Iterator[Record]:
+    """The last count records of the log, newest first (records that do not parse are skipped)."""
+    size = tlog.size()
+    for n in range(size - 1, max(size - count, 0) - 1, -1):
+        try:
+            yield Record.parse(tlog.record(n))
+        except SpecError:
+            continue
+
+
+def check(cfg: Config) -> Checked:
+    """Parse and check every part of the config that can be wrong; ConfigError says which."""
+    try:
+        go_proxy = goproxy_for_go(cfg.goproxy)
+        proxy = GoProxyClient(cfg.goproxy, timeout=cfg.proxy_timeout)
+        # A toolchain zip is ~70 MB: allow a slow link more time than a module zip gets.
+        toolchain_proxy = GoProxyClient(cfg.goproxy, timeout=cfg.proxy_timeout, download_timeout=DOWNLOAD_TIMEOUT)
+        gosumdb = parse_gosumdb(configured_gosumdb(cfg.environment))
+        peers = parse_peers(cfg.verifiers)
+    except (ValueError, SumDBConfigError) as e:
+        raise ConfigError(f"config: {e}") from e
+    signer = None
+    if cfg.signer_key_file:
+        try:
+            signer, _ = load_or_create_signer(cfg.data_path / "tlog", cfg.log_name, Path(cfg.signer_key_file))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"config: signer key: {e}") from e
+    platform = _download_platform()
+    if platform is not None and all(base == "off" for base, _ in toolchain_proxy.proxies):
+        log.warning("GOPROXY=off: only local toolchains can be used")
+        platform = None
+    if platform is not None and gosumdb is None:
+        log.warning("GOSUMDB=off: downloaded Go toolchains will not be verified")
+    return Checked(go_proxy, proxy, _local_toolchains(cfg.toolchains), toolchain_proxy if platform else None,
+                   platform, gosumdb, signer, peers)
+
+
+def _download_platform() -> tuple[str, str] | None:
+    """This machine's GOOS/GOARCH if Go toolchains can be downloaded for it."""
+    try:
+        return host_platform()
+    except ConfigError as e:
+        log.warning("%s: only local toolchains can be used", e)
+        return None
+
+
+def _local_toolchains(configured: dict[str, str]) -> dict[str, str]:
+    """The configured toolchains (else the Go on PATH), each checked to be the version it claims."""
+    local = dict(configured) or discover_local()
+    for goversion, goroot in local.items():
+        try:
+            actual = read_goversion(Path(goroot))  # a temporary HOME: nothing is written to data_dir yet
+        except ConfigError as e:
+            raise ConfigError(f"config: {e}") from e
+        if actual != goversion:
+            raise ConfigError(f"config: toolchain {goversion} at {goroot} is really {actual}")
+    return local
+
+
+def build_services(cfg: Config) -> Services:
+    """Check the config, then open the data dir and set up every service."""
+    checked = check(cfg)
+    store = Store(cfg.data_path)
+    targets = Targets()
+    toolchains = _toolchains(cfg, checked, targets)
+    threading.Thread(target=_learn_targets, args=(toolchains, targets), daemon=True).start()
+    signer = checked.signer or load_or_create_signer(cfg.data_path / "tlog", cfg.log_name, None)[0]
+    tlog = TransparencyLog(cfg.data_path / "tlog", signer)
+    for record in newest_records(tlog, POPULARITY_RECORDS):  # the target order remembers across restarts
+        targets.count((record.spec.goos, record.spec.goarch))
+    verifier = None
+    if checked.peers:
+        own_name = note.Verifier.parse(tlog.verifier_key).name
+        verifier = Verifier(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name)
+    settings = BuildSettings(checked.go_proxy, cfg.environment, cfg.build_timeout, cfg.prepare_timeout)
+    builder = Builder(settings, store, toolchains, cfg.cache_path, tlog, verifier, compile=cfg.build, targets=targets)
+    return Services(
+        config=cfg,
+        store=store,
+        toolchains=toolchains,
+        targets=targets,
+        proxy=checked.proxy,
+        builder=builder,
+        coordinator=Coordinator(builder, cfg.max_builds),
+        tlog=tlog,
+        verifier=verifier,
+        streams=StreamLimit(cfg.stream_limit),
+        versions=VersionsCache(checked.proxy.list),
+    )
+
+
+def _toolchains(cfg: Config, checked: Checked, targets: Targets) -> Toolchains:
+    """The toolchains of a server: the local ones, downloads from its proxy checked by GOSUMDB."""
+    sdk_dir = cfg.data_path / "sdk"
+    sumdb = None
+    if checked.toolchain_proxy is not None and checked.gosumdb is not None:
+        sumdb = SumDB(checked.gosumdb, cfg.goproxy, cfg.data_path / "sumdb", cfg.proxy_timeout)
+    return Toolchains(checked.local_toolchains, sdk_dir, checked.toolchain_proxy, sumdb,
+                      oldest=cfg.goversion_oldest, stop=cfg.goversion_stop, platform=checked.platform,
+                      targets=targets)
+
+
+def _learn_targets(toolchains: Toolchains, targets: Targets) -> None:
+    """Add ports the installed toolchains know (e.g. wasip1/wasm) to the URL parser's targets."""
+    for goversion in toolchains.installed():
+        try:
+            targets.learn(toolchains.targets_for(goversion))
+        except Exception:  # best effort: the static list still works
+            log.exception("listing targets of %s", goversion)

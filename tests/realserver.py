@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from waitress import wasyncore
 
 from tests.conftest import GOROOT, GOVERSION
 
@@ -66,3 +68,15 @@ def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
         except requests.ConnectionError:
             time.sleep(0.05)
     raise RuntimeError("server did not start listening within 10 s")
+
+
+def stop_in_thread_server(server: Any, thread: threading.Thread) -> None:
+    """Stop a waitress server whose loop runs in thread, without racing that loop.
+
+    Its sockets are closed by the loop itself (through waitress' trigger): closed from here, the
+    loop's select() could see a closed descriptor and raise EBADF.
+    """
+    server.task_dispatcher.shutdown(timeout=5)  # first the workers, then the sockets they write to
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    thread.join(5)
+    assert not thread.is_alive()

@@ -18,7 +18,6 @@ import requests
 import waitress
 from flask import Flask
 from flask.testing import FlaskClient
-from waitress import wasyncore
 
 from gobuild.builds import Coordinator
 from gobuild.spec import BuildSpec
@@ -26,6 +25,7 @@ from gobuild.targets import DEFAULT_TARGETS
 from gobuild.web import create_app, live
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
+from tests.realserver import stop_in_thread_server
 
 ROOT = Path(__file__).resolve().parent.parent
 HTMX = {"HX-Request": "true"}  # what htmx sends with each of its requests
@@ -533,10 +533,7 @@ def serving(app: Flask, threads: int) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.task_dispatcher.shutdown(timeout=5)  # first the workers, then the sockets they write to
-        wasyncore.close_all(server._map)
-        thread.join(5)
-        assert not thread.is_alive()
+        stop_in_thread_server(server, thread)
 
 
 def test_past_the_stream_cap_pages_poll_and_the_site_stays_responsive(app: Flask, built: tuple[BuildSpec, str],

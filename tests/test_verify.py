@@ -25,7 +25,7 @@ from gobuild.verify import Verifier, VerifyError, parse_peers
 from gobuild.web import create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
-from tests.realserver import free_port
+from tests.realserver import free_port, stop_in_thread_server
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Instance:
     verifier_key: str
     app: Flask | None = None
     server: Any = None
+    thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -54,15 +55,13 @@ class Instance:
                              listen=f"127.0.0.1:{self.port}", **cfg)
         self.app = create_app(config)
         self.server = waitress.create_server(self.app, host="127.0.0.1", port=self.port, threads=8)
-        threading.Thread(target=self.server.run, daemon=True).start()
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            for channel in list(self.server._map.values()):
-                channel.close()
-            self.server.task_dispatcher.shutdown()
+        if self.server is not None and self.thread is not None:
+            stop_in_thread_server(self.server, self.thread)
             self.server = None
 
     def log_records(self) -> list[bytes]:

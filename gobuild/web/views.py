@@ -211,7 +211,7 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
                                get_command=s.get_command(spec, result.sum, request.host),
                                columns=pages.related(spec), newer=pages.newer(spec),
                                pkgsite=pages.pkgsite_link(spec), latest=pages.latest_link(spec),
-                               verifier_key=s.tlog.verifier_key)
+                               verifier_key=s.tlog.verifier_key, buildinfo=resultfiles.build_info_or_none(spec, result))
     if page == "live":
         return live.redirect_fragment(spec.result_link(sum_))
     if page == "start":

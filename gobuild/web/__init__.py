@@ -131,12 +131,13 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     app.jinja_env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from . import api, errors, install, site, tlogviews, views
+    from . import api, errors, feeds, install, site, tlogviews, views
 
     errors.register(app)
     app.register_blueprint(site.bp)
     app.register_blueprint(tlogviews.bp)
     app.register_blueprint(install.bp)
+    app.register_blueprint(feeds.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)  # after views: its JSON twins run after their path checks
     return app

@@ -86,6 +86,8 @@ def test_one_liner_with_curl_installs_into_local_bin(server: str, tmp_path: Path
     assert sum_ == server_sum(server, f"/example.com/hello@v1.1.0/linux-amd64-{GOVERSION}/record")
     assert f"installed {binary} (example.com/hello@v1.1.0, sum {sum_})" in proc.stderr
     assert "is not in your PATH" in proc.stderr
+    page = requests.get(server + f"/example.com/hello@v1.1.0/linux-amd64-{GOVERSION}/{sum_}/", timeout=30).text
+    assert f"<code>curl -fsSL {server}/example.com/hello@latest/install.sh | sh</code>" in page
 
 
 def test_wget_and_prefix(server: str, tmp_path: Path) -> None:

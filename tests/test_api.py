@@ -28,6 +28,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_cache: Path) -> Iter
             "go.mod": "module example.com/multi\n\ngo 1.22\n",
             "cmd/alpha/main.go": "package main\n\nfunc main() {}\n",
             "cmd/beta/main.go": "package main\n\nfunc main() {}\n"})
+        proxy.add("example.com/lib", "v1.0.0", {"go.mod": "module example.com/lib\n\ngo 1.22\n",
+                                                "lib.go": "package lib\n"})
         proxy.add("example.com/broken", "v1.0.0", {"go.mod": "module example.com/broken\n\ngo 1.22\n",
                                                    "main.go": "package main\n\nfunc main() { undefined() }\n"})
         yield base
@@ -121,6 +123,7 @@ def test_failed_build_status(server: str) -> None:
     ("GET", "/example.com/hello@v1.0.0/linux-amd64-go1.12/", 422, "unprocessable"),
     ("POST", "/example.com/hello", 405, "method-not-allowed"),
     ("GET", "/example.com/hello@v9.9.9/install.sh", 404, "not-found"),
+    ("GET", "/example.com/lib", 422, "unprocessable"),
 ])
 def test_errors_are_json_with_the_same_status_and_a_stable_code(server: str, built: dict[str, object], method: str,
                                                                 path: str, status: int, code: str) -> None:

@@ -96,8 +96,11 @@ def commands(module: str, version: str) -> Response:
     resolved = s.proxy.resolve(module, version)
     goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
     goversion = s.toolchains.latest()
+    dirs = s.builder.main_packages(module, resolved)
+    if not dirs:  # as the HTML page answers
+        raise HTTPProblem(422, f"no main packages in module {module}@{resolved}")
     out = []
-    for d in s.builder.main_packages(module, resolved):
+    for d in dirs:
         spec = BuildSpec(module, resolved, d, goos, goarch, goversion)
         out.append({"dir": d, "package": spec.package, "name": spec.exec_name, "build_url": spec.link(),
                     "install_url": f"/{module}@{resolved}/{spec.dir_append}{SCRIPT}"})

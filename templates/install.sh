@@ -35,7 +35,12 @@ esac
 if command -v curl >/dev/null 2>&1; then
   fetch() { curl -sSL -o "$2" -w '%{http_code}' -- "$1" || :; }
 elif command -v wget >/dev/null 2>&1; then
-  fetch() { if wget -q --content-on-error -O "$2" -- "$1"; then echo 200; else echo error; fi; }
+  # Plain first (busybox wget knows no more); on failure once more to keep the server's reason.
+  fetch() {
+    if wget -q -O "$2" "$1"; then echo 200; return; fi
+    wget -q --content-on-error -O "$2" "$1" 2>/dev/null || :
+    echo error
+  }
 else
   die "needs curl or wget to download"
 fi

@@ -115,10 +115,13 @@ def test_a_forged_host_header_is_refused(server: str) -> None:
     assert "GOBUILD_BASE=http://localhost:1\n" in requests.get(url, headers={"Host": "localhost:1"}, timeout=300).text
 
 
-def test_failed_build_fails_loudly_with_the_servers_reason(server: str, tmp_path: Path) -> None:
-    proc = run_script(f"{server}/example.com/broken@v1.0.0/install.sh", tmp_path / "home")
+@pytest.mark.parametrize("without, status", [("wget", "422"), ("curl", "error")])
+def test_failed_build_fails_loudly_with_the_servers_reason(server: str, tmp_path: Path, without: str,
+                                                           status: str) -> None:
+    proc = run_script(f"{server}/example.com/broken@v1.0.0/install.sh", tmp_path / "home",
+                      path=tool_dir(tmp_path, without=without))
     assert proc.returncode == 1
-    assert "record: failed (422). The server said:" in proc.stderr
+    assert f"record: failed ({status}). The server said:" in proc.stderr
     assert "422 - Unprocessable Entity - " in proc.stderr and "undefined" in proc.stderr
     assert not (tmp_path / "home" / ".local").exists()
 

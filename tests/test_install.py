@@ -90,9 +90,14 @@ def test_one_liner_with_curl_installs_into_local_bin(server: str, tmp_path: Path
     assert f"<code>curl -fsSL {server}/example.com/hello@latest/install.sh | sh</code>" in page
 
 
-def test_wget_and_prefix(server: str, tmp_path: Path) -> None:
-    proc = run_script(f"{server}/example.com/hello@v1.0.0/install.sh", tmp_path / "home",
-                      path=tool_dir(tmp_path, without="curl"), PREFIX=str(tmp_path / "prefix"))
+def test_wget_shasum_and_prefix(server: str, tmp_path: Path) -> None:
+    """Without curl and sha256sum: wget and shasum (macOS has shasum; Debian's perl ships it)."""
+    path = tool_dir(tmp_path, without="curl")
+    (Path(path) / "sha256sum").unlink()
+    (Path(path) / "shasum").symlink_to(shutil.which("shasum") or "/usr/bin/shasum")
+    (Path(path) / "perl").symlink_to(shutil.which("perl") or "/usr/bin/perl")
+    proc = run_script(f"{server}/example.com/hello@v1.0.0/install.sh", tmp_path / "home", path=path,
+                      PREFIX=str(tmp_path / "prefix"))
     assert proc.returncode == 0, proc.stderr
     out = subprocess.run([tmp_path / "prefix" / "bin" / "hello"], capture_output=True, text=True).stdout
     assert out == "hello\n"

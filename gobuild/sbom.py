@@ -32,7 +32,7 @@ def _purl(path: str, version: str) -> PackageURL:
 
 
 def _h1_hashes(sum_: str) -> list[HashType]:
-    """go.sum's h1: is a SHA-256 (of the module's file list with their hashes): as hex, like cyclonedx-gomod."""
+    """go.sum's h1: is a SHA-256 (over the module's file names and their SHA-256s): that hash, as hex."""
     if not sum_.startswith("h1:"):
         return []
     try:
@@ -45,7 +45,9 @@ def _h1_hashes(sum_: str) -> list[HashType]:
 def _module_component(mod: Module) -> Component:
     """A dependency; when replaced, the replacement is what was compiled in."""
     used = mod.replaced_by or mod
-    props = [Property(name="gobuild:replaces", value=f"{mod.path}@{mod.version}")] if mod.replaced_by else []
+    props = [Property(name="gobuild:h1", value=used.sum)] if used.sum else []
+    if mod.replaced_by:
+        props.append(Property(name="gobuild:replaces", value=f"{mod.path}@{mod.version}"))
     return Component(type=ComponentType.LIBRARY, name=used.path, version=used.version,
                      purl=_purl(used.path, used.version), hashes=_h1_hashes(used.sum), properties=props,
                      bom_ref=f"{used.path}@{used.version}")

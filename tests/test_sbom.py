@@ -85,6 +85,7 @@ def test_sbom_is_valid_cyclonedx_and_names_what_was_built(built: tuple[str, requ
     h1 = go_sum_lines("example.com/lib", "v1.2.0", LIB_FILES).split()[2]
     assert lib["purl"] == "pkg:golang/example.com/lib@v1.2.0"
     assert lib["hashes"] == [{"alg": "SHA-256", "content": base64.b64decode(h1[3:]).hex()}]
+    assert lib["properties"] == [{"name": "gobuild:h1", "value": h1}]
     deps = {d["ref"]: d.get("dependsOn", []) for d in doc["dependencies"]}
     assert deps[main["bom-ref"]] == ["example.com/lib@v1.2.0"]
     # The same document every time: it is immutable like the rest of the result URL.

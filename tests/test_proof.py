@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from gobuild.cli import main
-from gobuild.proof import Proof
+from gobuild.proof import Proof, ProofError, check
 from gobuild.spec import Record, sum_of
 from gobuild.tlog import merkle, note
 from tests.conftest import GOVERSION
@@ -198,3 +198,20 @@ def test_online_check_accepts_the_log_and_catches_a_forked_head(instance: Instan
     code, out, err = verify(capsys, "-verifierkey", instance.verifier_key, "-online", "-url", url, str(fake_binary))
     assert code == 3 and out == ""
     assert err.startswith("SECURITY ERROR\n") and "proof of misbehavior:" in err
+
+
+def test_checks_a_tree_head_signed_by_the_original_gobuild() -> None:
+    """A proof made from an original instance's lookup answer and level-0 tile, checked with its key."""
+    data = Path(__file__).parent / "testdata" / "tlog" / "gobuild-instance"
+    number, record, head = note.parse_record((data / "lookup-hello-v1.1.0-linux-amd64.txt").read_bytes())
+    tile = (data / "tile-8-0-000.p.11").read_bytes()
+    hashes = merkle.HashList()
+    for n in range(len(tile) // 32):
+        hashes.hashes += merkle.stored_hashes_for_record_hash(n, tile[n * 32:(n + 1) * 32], hashes)
+    proof = Proof(number, record, tuple(merkle.prove_record(11, number, hashes)), head)
+    key = note.Verifier.parse((data / "verifier.key").read_text().strip())
+    checked = check(Proof.parse(proof.pack()), key)
+    assert (checked.tree.n, checked.log_name) == (11, "gobuild-oracle")
+    assert checked.record.sum == "0W2U1Dnzf_WcDIC_8StCKg9YU9Iw"
+    with pytest.raises(ProofError, match="does not lead from record 1"):
+        check(Proof(number, record.replace(b"2504463", b"2504464"), proof.inclusion, head), key)

@@ -1,4 +1,4 @@
-"""The `gobuild` command: serve, get, genkey, sum, config."""
+"""The `gobuild` command: serve, get, verify, genkey, sum, config."""
 
 from __future__ import annotations
 
@@ -155,6 +155,32 @@ def get_cmd(module: str, sum_: str | None, **flags: Any) -> None:
 def _one_line(msg: str, verbose: bool) -> str:
     """The first line of msg, or all of it when verbose."""
     return msg if verbose else msg.split("\n", 1)[0]
+
+
+_VERIFY_HELP = """Check a downloaded BINARY against its proof file (the `proof` under its result URL), offline.
+
+Checks that the verifier key signed the proof's tree head, that the inclusion proof puts the
+record in that tree, and that the binary's sum and size are the record's. -online also asks the
+log whether it still holds that tree head. Exit codes: 0 ok, 1 does not verify, 2 usage,
+3 the log contradicts the proof (SECURITY ERROR).
+"""
+
+
+@cli.command("verify", help=_VERIFY_HELP, context_settings={"help_option_names": ["-h", "-help", "--help"]})
+@click.option("-verifierkey", "--verifierkey", "verifierkey", metavar="KEY",
+              help="the log's verifier key; default from ~/.config/gobuild/verifierkey")
+@click.option("-proof", "--proof", "proof", metavar="FILE", help="the proof file; default BINARY.proof")
+@click.option("-url", "--url", "url", metavar="URL", help="the log's URL for -online; default from the key's name")
+@click.option("-online", "--online", "online", is_flag=True, help="also check the log is still consistent")
+@click.argument("binary")
+def verify_cmd(binary: str, **flags: Any) -> None:
+    """Check a binary against its proof, offline."""
+    from . import verifycmd
+
+    try:
+        click.echo(verifycmd.run(verifycmd.Options(**flags), binary))
+    except verifycmd.VerifyError as e:
+        raise GetFailure(str(e), e.exit_code, verbatim=e.exit_code == verifycmd.EXIT_SECURITY) from None
 
 
 @cli.command("genkey")

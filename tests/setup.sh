@@ -19,3 +19,10 @@ if [ ! -x /usr/bin/chromium ]; then
   "${apt[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${apt[@]}" apt-get install -y -qq chromium >/dev/null
 fi
+
+# The install one-liner's tests run the script with dash, the strictest common POSIX sh.
+if ! command -v dash >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then apt=(); else apt=(sudo); fi
+  "${apt[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" apt-get install -y -qq dash >/dev/null
+fi

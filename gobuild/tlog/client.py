@@ -125,6 +125,17 @@ class Client:
         self._check_record(record_id, text)
         return record_id, text
 
+    def merge_head(self, msg: bytes) -> None:
+        """Accept a signed tree head from elsewhere (a proof file) only if it is on the log's timeline."""
+        self._init()
+        self._merge_latest(msg)
+
+    def refresh(self) -> tuple[Tree, bytes]:
+        """Fetch the server's current tree head, check it extends what we accepted, and return it."""
+        self._init()
+        self._merge_latest(self._get("/latest"))
+        return self.latest()
+
     def latest(self) -> tuple[Tree, bytes]:
         """Return the latest accepted tree and its signed note (b"" for the empty tree)."""
         self._init()

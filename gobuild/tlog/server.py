@@ -286,6 +286,15 @@ class TransparencyLog:
         """Return the signed note of the current tree, as served at /tlog/latest."""
         return self._head()[1]
 
+    def signed_head(self, size: int) -> bytes:
+        """Return the signed note of the tree of the first size records (a prefix of the current tree).
+
+        Signing a past size is safe: it states nothing a client holding a later head cannot check.
+        """
+        if not 0 < size <= self.tree().n:
+            raise RecordNotFound(f"no tree of {size} records in log of size {self.tree().n}")
+        return note.sign(note.format_tree(Tree(size, merkle.tree_hash(size, self))), self._signer)
+
     def lookup_response(self, n: int) -> bytes:
         """Return "<n>\\n<record text>\\n<signed tree head>" for record n (a /tlog/lookup body)."""
         tree, signed = self._head()

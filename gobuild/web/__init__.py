@@ -14,7 +14,7 @@ from .. import config as configmod
 def create_app(cfg: configmod.Config | None = None) -> Flask:
     """The gobuild web app for a configuration (defaults when None)."""
     from ..services import build_services
-    from . import current, errors, site, tlogviews, views
+    from . import api, current, errors, feeds, install, site, tlogviews, views
 
     cfg = cfg or configmod.load()
     app = Flask("gobuild")  # templates/ and static/ beside this package's __init__, shipped as package data
@@ -28,5 +28,8 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(site.bp)
     app.register_blueprint(tlogviews.bp)
+    app.register_blueprint(install.bp)
+    app.register_blueprint(feeds.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)  # after views: its JSON twins run after their path checks
     return app

@@ -12,6 +12,7 @@ from ..failures import BuildError
 from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion
+from . import negotiate
 from .urls import BadPath
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ def error_response(e: Exception) -> Response:
     else:
         message = str(e)
     line = f"{status} - {HTTPStatus(status).phrase} - {message}"
-    if request.accept_mimetypes.accept_html and "text/html" in request.headers.get("Accept", ""):
+    if negotiate.wants_json():
+        resp = negotiate.error_json(e, status, message)
+    elif request.accept_mimetypes.accept_html and "text/html" in request.headers.get("Accept", ""):
         resp = Response(render_template("error.html", status=status, line=line), status,
                         mimetype="text/html")
     else:

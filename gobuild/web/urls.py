@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..module import InvalidPath, check_path
 from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, is_sum
 
-PAGES = ("", "log", "dl", "record", "events", "retry", "start", "live")
+PAGES = ("", "log", "dl", "record", "events", "retry", "start", "live", "proof", "buildinfo", "sbom.cdx.json")
 
 
 class BadPath(Exception):

@@ -9,7 +9,7 @@ from ..builds import reproduce_command
 from ..failures import PermanentFailure
 from ..spec import BuildSpec, Record
 from ..store import Failure
-from . import files, live, pages, urls
+from . import files, live, pages, resultfiles, urls
 from .current import services
 from .errors import HTTPProblem
 
@@ -206,7 +206,8 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
                                reproduce=reproduce_command(spec, s.builder.settings.goproxy),
                                get_command=s.get_command(spec, result.sum, request.host),
                                columns=pages.related(spec), newer=pages.newer(spec),
-                               pkgsite=pages.pkgsite_link(spec), latest=pages.latest_link(spec))
+                               pkgsite=pages.pkgsite_link(spec), latest=pages.latest_link(spec),
+                               verifier_key=s.tlog.verifier_key, buildinfo=resultfiles.build_info_or_none(spec, result))
     if page == "live":
         return live.redirect_fragment(spec.result_link(sum_))
     if page == "start":
@@ -221,6 +222,8 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
         return files.text(record.pack(), immutable=True)
     if page == "log":
         return files.text(s.store.read_blob(result.log), immutable=True)
+    if page in resultfiles.PAGES:
+        return resultfiles.serve(spec, result, page)
     if page.startswith("legacy-"):
         return _redirect(spec.result_link(sum_) + _page_name(spec, page.removeprefix("legacy-")), 301)
     return files.binary(s.store, result, spec, gz=page.endswith(".gz"))

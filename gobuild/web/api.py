@@ -1,0 +1,157 @@
+"""JSON twins of the pages machines read, by content negotiation (Accept: application/json) on the same URLs.
+
+The home page (recent builds, Go versions, targets), a module's commands, a build's status and a
+result. Other URLs (binaries, logs, records, proofs) are files and answer as before. Errors come
+as {"error": {...}} from the one error handler (see negotiate.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..spec import BuildSpec
+from ..store import Result
+from . import live, negotiate, urls
+from .current import services
+from .errors import HTTPProblem
+from .install import SCRIPT
+
+bp = Blueprint("api", __name__)
+
+PAGE_ENDPOINTS = ("gobuild.home", "gobuild.dispatch")  # the views whose pages have a JSON twin
+MAX_RECENT = 100
+
+
+
+@bp.before_app_request
+def json_twin() -> Response | BaseResponse | None:
+    """Answer a GET of a page in JSON when the client asked for it; None lets the HTML view answer."""
+    if request.method not in ("GET", "HEAD") or request.endpoint not in PAGE_ENDPOINTS or not negotiate.wants_json():
+        return None
+    if request.endpoint == "gobuild.home":
+        return home()
+    target = urls.parse(request.path[1:], services().targets)
+    if isinstance(target, urls.ModuleURL):
+        return commands(target.module, "latest")
+    if isinstance(target, urls.ShortURL):
+        return commands(target.module, target.version)
+    if target.page != "":
+        return None  # files, logs, events: not pages
+    if target.sum is None:
+        return build_status(target.spec)
+    return result(target.spec, target.sum)
+
+
+@bp.after_app_request
+def vary_on_accept(resp: Response) -> Response:
+    """Caches must keep the HTML and the JSON of a page apart."""
+    if request.endpoint in PAGE_ENDPOINTS:
+        resp.vary.add("Accept")
+    return resp
+
+
+def _json(doc: dict[str, Any], status: int = 200, cache: str = "no-store") -> Response:
+    resp = jsonify(doc)
+    resp.status_code = status
+    resp.headers["Cache-Control"] = cache
+    return resp
+
+
+def home() -> Response:
+    """Recent builds, Go versions and targets of this instance."""
+    s = services()
+    count = request.args.get("count", "10")
+    if not count.isdigit() or not 1 <= int(count) <= MAX_RECENT:
+        raise HTTPProblem(400, f"count must be 1 to {MAX_RECENT}")
+    return _json({
+        "recent": [_spec_doc(spec) | {"sum": sum_, "result_url": spec.result_link(sum_)}
+                   for spec, sum_ in s.recent_builds(int(count))],
+        "goversions": _goversions(),
+        "targets": [f"{goos}/{goarch}" for goos, goarch in s.targets.by_popularity()],
+        "verifier_key": s.tlog.verifier_key,
+        "tlog_url": "/tlog",
+        "building": s.config.build,
+    })
+
+
+def _goversions() -> dict[str, Any]:
+    """Which Go versions this instance builds with ("latest" is what the word resolves to)."""
+    toolchains = services().toolchains
+    try:
+        latest: str | None = toolchains.latest()
+    except Exception:  # no toolchain at all: the lists say so
+        latest = None
+    return {"latest": latest, "supported": toolchains.supported(), "installed": toolchains.installed(),
+            "available": toolchains.available()}
+
+
+def commands(module: str, version: str) -> Response:
+    """The commands (main packages) of module@version, with build and install URLs."""
+    s = services()
+    resolved = s.proxy.resolve(module, version)
+    goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
+    goversion = s.toolchains.latest()
+    dirs = s.builder.main_packages(module, resolved)
+    if not dirs:  # as the HTML page answers
+        raise HTTPProblem(422, f"no main packages in module {module}@{resolved}")
+    out = []
+    for d in dirs:
+        spec = BuildSpec(module, resolved, d, goos, goarch, goversion)
+        out.append({"dir": d, "package": spec.package, "name": spec.exec_name, "build_url": spec.link(),
+                    "install_url": f"/{module}@{resolved}/{spec.dir_append}{SCRIPT}"})
+    return _json({"module": module, "version": resolved, "commands": out})
+
+
+def build_status(spec: BuildSpec) -> Response | BaseResponse:
+    """Where a build is: pending, queued (with position), running, verifying, success or failed."""
+    s = services()
+    if (done := s.store.result(spec)) is not None:
+        return _json(_spec_doc(spec) | {"state": "success", "result": _result_doc(spec, done)})
+    if (failure := s.store.failure(spec)) is not None:
+        error = {"status": 422, "code": "build-failed", "message": failure.error, "reason": failure.reason}
+        return _json(_spec_doc(spec) | {"state": "failed", "error": error, "log_url": spec.link() + "log",
+                                        "retry_url": spec.link() + "retry"}, 422)
+    canonical = spec.with_(goversion=s.toolchains.resolve(spec.goversion),
+                           version=s.proxy.resolve(spec.module, spec.version))
+    if canonical != spec:
+        return redirect(canonical.link(), 307)
+    job = s.coordinator.last(spec)
+    status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0)
+    doc = _spec_doc(spec) | {"state": status.state, "start_url": spec.link() + "start"}
+    if status.state == "queued":
+        doc["queue_position"] = status.position
+    if status.error:
+        doc["error"] = status.error
+    if status.href:
+        doc["result_url"] = status.href
+    return _json(doc)
+
+
+def result(spec: BuildSpec, sum_: str) -> Response | BaseResponse:
+    """A finished build: sum, size, record number and the URLs of its files."""
+    done = services().store.result(spec)
+    if done is None:
+        return redirect(spec.link(), 307)
+    if done.sum != sum_:
+        raise HTTPProblem(404, f"this spec was built with sum {done.sum}, not {sum_}")
+    return _json(_result_doc(spec, done), cache="public, max-age=31536000, immutable")
+
+
+def _spec_doc(spec: BuildSpec) -> dict[str, Any]:
+    return {"spec": str(spec), "module": spec.module, "version": spec.version, "dir": spec.dir,
+            "package": spec.package, "goos": spec.goos, "goarch": spec.goarch, "goversion": spec.goversion,
+            "stripped": spec.stripped, "build_url": spec.link()}
+
+
+def _result_doc(spec: BuildSpec, done: Result) -> dict[str, Any]:
+    base = spec.result_link(done.sum)
+    name = spec.download_filename()
+    return _spec_doc(spec) | {
+        "sum": done.sum, "size": done.size, "size_gz": done.size_gz, "record_number": done.record_number,
+        "created": done.created, "sha256": done.binary, "result_url": base,
+        "files": {"binary": base + name, "gz": base + name + ".gz", "log": base + "log", "record": base + "record",
+                  "proof": base + "proof", "buildinfo": base + "buildinfo", "sbom": base + "sbom.cdx.json"},
+    }

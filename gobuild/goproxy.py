@@ -8,11 +8,14 @@ the same fall-through rules, the same URL escaping, and "latest" chosen the way
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import pathlib
+import re
+import socket
 import tempfile
-import time
+import threading
 import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator
@@ -317,26 +320,45 @@ class GoProxyClient:
     def _get_bytes(self, base: str, path: str, limit: int = MAX_SMALL_BYTES) -> bytes:
         """A whole (small) response body, refused if longer than limit."""
         with self._get(base, path) as resp:
-            return b"".join(self._iter_body(resp, base, limit, f"response for {path}"))
+            return b"".join(self._iter_body(resp, base, limit, f"response for {path}", self.timeout))
 
     def _get_text(self, base: str, path: str) -> str:
         """A small response body as text."""
         return self._get_bytes(base, path).decode("utf-8", "replace")
 
-    def _iter_body(self, resp: requests.Response, base: str, limit: int, what: str) -> Iterator[bytes]:
-        """Body chunks; read errors, the overall deadline and more than limit bytes become _ProxyFailed."""
-        deadline = time.monotonic() + self.download_timeout
+    def _iter_body(self, resp: requests.Response, base: str, limit: int, what: str,
+                   seconds: float | None = None) -> Iterator[bytes]:
+        """Body chunks; read errors, the overall deadline and more than limit bytes become _ProxyFailed.
+
+        The deadline holds against a proxy that drips a byte at a time (each read within the read
+        timeout): a watchdog shuts the socket down when it passes, which ends the blocked read.
+        """
+        seconds = self.download_timeout if seconds is None else seconds
+        deadline_passed = threading.Event()
+
+        def abort() -> None:
+            deadline_passed.set()
+            _shutdown(resp)
+
+        watchdog = threading.Timer(seconds, abort)
+        watchdog.daemon = True
+        watchdog.start()
         size = 0
         try:
             for chunk in resp.iter_content(_CHUNK):
-                if time.monotonic() > deadline:
-                    raise _ProxyFailed(f"download from {base} took longer than {self.download_timeout:g}s")
+                if deadline_passed.is_set():
+                    break
                 size += len(chunk)
                 if size > limit:
                     raise _ProxyFailed(f"{what} from {base} larger than {limit} bytes")
                 yield chunk
-        except requests.RequestException as e:
-            raise _ProxyFailed(f"reading response from {base}: {_short(e)}") from None
+        except (requests.RequestException, OSError, ValueError) as e:
+            if not deadline_passed.is_set():
+                raise _ProxyFailed(f"reading response from {base}: {_short(e)}") from None
+        finally:
+            watchdog.cancel()
+        if deadline_passed.is_set():
+            raise _ProxyFailed(f"response from {base} took longer than {seconds:g}s")
 
     def _download(self, base: str, path: str, dest: pathlib.Path) -> None:
         """Stream one proxy's zip into dest atomically, never holding it in memory."""
@@ -411,6 +433,14 @@ def _is_exact(module_path: str, version: str) -> bool:
     return module.is_canonical_version(version)
 
 
+_PASSWORD = re.compile(r"(://[^/@,|\s]*?:)[^/@,|\s]*@")
+
+
+def redacted(text: str) -> str:
+    """text (a GOPROXY list, a URL, a log line) with every URL's password replaced by xxxxx, like Go's URL.Redacted."""
+    return _PASSWORD.sub(r"\1xxxxx@", text)
+
+
 def _redacted(base: str) -> str:
     """base with any password hidden, for error messages (like Go's URL.Redacted)."""
     parts = urllib.parse.urlsplit(base)
@@ -418,6 +448,17 @@ def _redacted(base: str) -> str:
         return base
     netloc = parts.netloc.replace(":" + parts.password + "@", ":xxxxx@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _shutdown(resp: requests.Response) -> None:
+    """Shut down the socket under a response, so that a read blocked on it returns now."""
+    conn = getattr(resp.raw, "_connection", None) or getattr(resp.raw, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:  # e.g. urllib3 already released it: closing the response is enough
+        resp.close()
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _short(e: BaseException) -> str:

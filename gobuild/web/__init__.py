@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from flask import Flask
 
 from .. import config as configmod
 from ..builds import Builder, BuildSettings, Coordinator
+from ..gocmd import GoRunner, Sandbox, find_sandbox
 from ..goproxy import GoProxyClient, goproxy_for_go
 from ..spec import BuildSpec, Record, SpecError
 from ..store import Store
@@ -39,7 +41,9 @@ class Services:
     coordinator: Coordinator
     tlog: TransparencyLog
     verifier: Verifier | None
+    sandbox_warning: str  # "" when builds run sandboxed, else why they do not (shown on the home page)
     streams: StreamLimit  # open live-log streams, each holding a server thread
+    waits: StreamLimit  # requests waiting for a build, each holding a server thread
     versions: VersionsCache  # module version lists for the link columns
 
     def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
@@ -56,13 +60,14 @@ class Services:
 
     def get_command(self, spec: BuildSpec, sum_: str | None, host: str) -> str:
         """The `gobuild get` command that fetches and verifies spec through our log."""
-        parts = ["gobuild get", f"-verifierkey {self.tlog.verifier_key}", f"-url http://{host}/tlog"]
+        q = shlex.quote
+        parts = ["gobuild get", f"-verifierkey {q(self.tlog.verifier_key)}", f"-url {q(f'http://{host}/tlog')}"]
         if sum_:
-            parts.append(f"-sum {sum_}")
-        parts += [f"-target {spec.goos}/{spec.goarch}", f"-goversion {spec.goversion}"]
+            parts.append(f"-sum {q(sum_)}")
+        parts += [f"-target {q(f'{spec.goos}/{spec.goarch}')}", f"-goversion {q(spec.goversion)}"]
         if spec.stripped:
             parts.append("-stripped")
-        parts.append(f"{spec.module}@{spec.version}{'' if spec.dir == '/' else spec.dir}")
+        parts.append(q(f"{spec.module}@{spec.version}{'' if spec.dir == '/' else spec.dir}"))
         return " ".join(parts)
 
 
@@ -70,10 +75,11 @@ def build_services(cfg: configmod.Config) -> Services:
     """Open the data dir and set up the build machinery."""
     store = Store(cfg.data_path)
     targets = Targets()
-    toolchains = Toolchains.from_config(cfg, targets=targets)
+    sandbox, sandbox_warning = _sandbox(cfg)
+    toolchains = Toolchains.from_config(cfg, targets=targets, runner=GoRunner(None, sandbox=sandbox))
     threading.Thread(target=_learn_targets, args=(toolchains, targets), daemon=True).start()
     settings = BuildSettings(goproxy_for_go(cfg.goproxy), cfg.environment, cfg.build_timeout,
-                             cfg.prepare_timeout)
+                             cfg.prepare_timeout, sandbox)
     signer_file = Path(cfg.signer_key_file) if cfg.signer_key_file else None
     try:
         signer, _ = load_or_create_signer(cfg.data_path / "tlog", cfg.log_name, signer_file)
@@ -96,9 +102,27 @@ def build_services(cfg: configmod.Config) -> Services:
         coordinator=Coordinator(builder, cfg.max_builds),
         tlog=tlog,
         verifier=verifier,
+        sandbox_warning=sandbox_warning,
         streams=StreamLimit(cfg.stream_limit),
+        waits=StreamLimit(cfg.wait_limit),
         versions=VersionsCache(proxy.list),
     )
+
+
+def _sandbox(cfg: configmod.Config) -> tuple[Sandbox | None, str]:
+    """The build sandbox the config asks for, and the warning to show when builds are not isolated."""
+    if cfg.sandbox == "off":
+        sandbox, why = None, 'the config says "sandbox": "off"'
+    else:
+        sandbox, why = find_sandbox()
+        if sandbox is None and cfg.sandbox == "required":
+            raise configmod.ConfigError(f"config: sandbox is required, but {why}")
+    if sandbox is not None:
+        return sandbox, ""
+    warning = (f"builds are NOT isolated ({why}): go commands run as this server's user and can read its "
+               "files; install bubblewrap (apt-get install bubblewrap) before offering this instance to others")
+    logging.getLogger(__name__).warning("%s", warning)
+    return None, warning
 
 
 def _learn_targets(toolchains: Toolchains, targets: Targets) -> None:

@@ -3,6 +3,7 @@ the sandbox changes no byte of the output."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +110,67 @@ def test_toolchain_commands_see_no_server_file(tmp_path: Path) -> None:
     assert out.startswith(f"go version {GOVERSION} ")
     assert "the server's secret" not in out
     assert "data" not in out.split("\n", 2)[2].split()  # / holds no data dir
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that contain text."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{proc.name}: {cmdline[:200]}")
+    return found
+
+
+def _running(pid: str) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[-1][:1] != "Z"
+    except OSError:
+        return False
+
+
+@needs_sandbox
+def test_no_go_process_outlives_a_killed_server(tmp_path: Path) -> None:
+    """A server killed with -9 (no cleanup of its own) leaves no go command running: bwrap's
+    --die-with-parent and PID namespace end them, even a silent one that never hits a closed pipe."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    goroot = tmp_path / "fakego"
+    (goroot / "bin").mkdir(parents=True)
+    marker = "31.4159"  # a silent, long go command: sleeps
+    (goroot / "bin" / "go").write_text(f"#!/bin/sh\nexec sleep {marker}\n")
+    (goroot / "bin" / "go").chmod(0o755)
+    (tmp_path / "home").mkdir()
+    server = subprocess.Popen([sys.executable, "-c", (
+        "import sys; from pathlib import Path; from gobuild import gocmd; "
+        "sandbox, _ = gocmd.find_sandbox(); "
+        "gocmd.GoRunner(None, sandbox=sandbox).run(Path(sys.argv[1]), ['version'], Path(sys.argv[2]), 60)"),
+        str(goroot), str(tmp_path / "home")], cwd=Path(__file__).resolve().parent.parent)
+    try:
+        deadline = time.monotonic() + 30
+        while not (running := _processes_mentioning(f"sleep {marker}")):
+            assert time.monotonic() < deadline, "the sandboxed command did not start"
+            time.sleep(0.05)
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        pids = [p.split(":", 1)[0] for p in running]
+        deadline = time.monotonic() + 10
+        while left := [p for p in pids if _running(p)]:
+            assert time.monotonic() < deadline, f"still running after the server died: {left}"
+            time.sleep(0.05)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        for line in _processes_mentioning(f"sleep {marker}"):
+            with contextlib.suppress(OSError):
+                os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)

@@ -331,6 +331,10 @@ def give_to(path: Path, uid: int | None) -> None:
                 os.lchown(name, uid, uid)
 
 
+# Without the sandbox, go still dies with the server (not its compilers: they end at go's closed pipes).
+_DIE_WITH_SERVER = [p, "--pdeathsig", "KILL", "--"] if (p := shutil.which("setpriv")) else []
+
+
 class GoRunner:
     """Runs every go command of the server, with one environment policy, sandboxed where possible."""
 
@@ -359,8 +363,8 @@ class GoRunner:
         host = self._host_view(goroot, home, goversion if modcache else None)
         if self.sandbox is None:
             env = go_environment(host, goversion, self.goproxy, self.extra, target)
-            argv = [str(goroot / "bin" / "go"), *args]
-            return run(argv, env, home, timeout, log, mask=self._masks(host))
+            argv = [*_DIE_WITH_SERVER, str(goroot / "bin" / "go"), *args]
+            return run(argv, env, home, timeout, log, mask=self._masks(host), shown_argv=["go", *args])
         view = View(SANDBOX_HOME, SANDBOX_GOROOT, SANDBOX_MODCACHE if modcache else "",
                     SANDBOX_GOCACHE if modcache else "")
         env = go_environment(view, goversion, self.goproxy, self.extra, target, offline=not network)

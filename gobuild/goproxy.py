@@ -20,7 +20,7 @@ import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 
@@ -151,7 +151,7 @@ class GoProxyClient:
         # A zip may take long even when every read is quick; bound the whole transfer too.
         self.download_timeout = download_timeout
         self._own_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else _deadline_session()
         self.user_agent = user_agent
 
     def close(self) -> None:
@@ -300,6 +300,7 @@ class GoProxyClient:
     def _get(self, base: str, path: str) -> requests.Response:
         """GET with timeouts, streamed; 404/410 and other failures mapped to the per-proxy errors."""
         url = self._url(base, path)
+        _head_deadline.seconds = self.timeout  # the status line and headers, however slowly they drip
         try:
             resp = self.session.get(
                 url,
@@ -308,7 +309,11 @@ class GoProxyClient:
                 stream=True,
             )
         except requests.RequestException as e:
+            if getattr(_head_deadline, "passed", False):
+                raise _ProxyFailed(f"response head from {base} took longer than {self.timeout:g}s") from None
             raise _ProxyFailed(f"{type(e).__name__} from {base}: {_short(e)}") from None
+        finally:
+            _head_deadline.seconds, _head_deadline.passed = None, False
         if resp.status_code == 200:
             return resp
         with resp:
@@ -448,6 +453,59 @@ def _redacted(base: str) -> str:
         return base
     netloc = parts.netloc.replace(":" + parts.password + "@", ":xxxxx@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+# A response head (status line, headers) must arrive within the seconds set here by the calling
+# thread: the read timeout alone bounds each read, not a head that drips a byte at a time.
+_head_deadline = threading.local()
+
+
+def _guarded_connection(base: type) -> type:
+    """base (a urllib3 connection class) whose getresponse() shuts its socket down past the head deadline."""
+
+    class Guarded(base):  # type: ignore[valid-type,misc]
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            seconds = getattr(_head_deadline, "seconds", None)
+            if seconds is None or getattr(self, "sock", None) is None:
+                return super().getresponse(*args, **kwargs)
+            sock, state = self.sock, _head_deadline
+
+            def abort() -> None:
+                state.passed = True
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+            timer = threading.Timer(seconds, abort)
+            timer.daemon = True
+            timer.start()
+            try:
+                return super().getresponse(*args, **kwargs)
+            finally:
+                timer.cancel()
+
+    Guarded.__name__ = "Guarded" + base.__name__
+    return Guarded
+
+
+def _deadline_session() -> requests.Session:
+    """A requests session whose connections enforce _head_deadline."""
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = _guarded_connection(HTTPConnectionPool.ConnectionCls)
+
+    class TLSPool(HTTPSConnectionPool):
+        ConnectionCls = _guarded_connection(HTTPSConnectionPool.ConnectionCls)
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
+
+    session = requests.Session()
+    session.mount("http://", Adapter())
+    session.mount("https://", Adapter())
+    return session
 
 
 def _shutdown(resp: requests.Response) -> None:

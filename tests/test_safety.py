@@ -218,9 +218,11 @@ def test_invalid_module_zip_is_a_stored_permanent_failure(client: FlaskClient, a
 
 
 class _DripServer:
-    """Answers every request with headers, then one byte of body every 0.2 s, for a minute."""
+    """Answers every request with headers, then one byte of body every 0.2 s, for a minute
+    (or, with head=True, drips the headers themselves)."""
 
-    def __init__(self) -> None:
+    def __init__(self, head: bool = False) -> None:
+        self.head = head
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -243,7 +245,7 @@ class _DripServer:
         with conn:
             try:
                 conn.recv(4096)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+                conn.sendall(b"HTTP/1.1 200 OK\r\n" + (b"X-Slow: " if self.head else b"Content-Length: 100000\r\n\r\n"))
                 for _ in range(300):
                     if self.stop.wait(0.2):
                         return
@@ -256,16 +258,16 @@ class _DripServer:
         self.sock.close()
 
 
-@pytest.mark.parametrize("what", ["info", "zip"])
+@pytest.mark.parametrize("what", ["info", "zip", "head"])
 def test_proxy_client_deadline_holds_against_slow_drips(tmp_path: Path, what: str) -> None:
-    server = _DripServer()
+    server = _DripServer(head=what == "head")
     try:
         # .info must come within timeout, a zip within download_timeout, even one byte at a time.
-        client = goproxy.GoProxyClient(server.url, timeout=1.0 if what == "info" else 30.0,
-                                       download_timeout=60.0 if what == "info" else 2.0)
+        client = goproxy.GoProxyClient(server.url, timeout=30.0 if what == "zip" else 1.0,
+                                       download_timeout=2.0 if what == "zip" else 60.0)
         started = time.monotonic()
         with pytest.raises(goproxy.RemoteError):
-            if what == "info":
+            if what in ("info", "head"):
                 client.info("example.com/hello", "v1.0.0")
             else:
                 client.zip("example.com/hello", "v1.0.0", tmp_path / "m.zip")

@@ -402,10 +402,10 @@ class GoRunner:
     def _give(self, path: Path, always: bool) -> None:
         """Hand a directory to the sandbox identity: each new HOME, and the caches once per process."""
         assert self.sandbox is not None
+        path.mkdir(parents=True, exist_ok=True)  # a bind source must exist
         uid = self.sandbox.uid
         if uid is None:
             return
-        path.mkdir(parents=True, exist_ok=True)
         with self._lock:
             if not always and path in self._given:
                 return

@@ -4,6 +4,7 @@ the sandbox changes no byte of the output."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,10 @@ from tests.modproxy import ModuleProxy
 
 SANDBOX, WHY = gocmd.find_sandbox()
 needs_sandbox = pytest.mark.skipif(SANDBOX is None, reason=f"no sandbox here: {WHY} (tests/setup.sh installs bwrap)")
+# As a server that does not run as root has it: a user namespace in which it appears as nobody.
+USERNS = dataclasses.replace(SANDBOX, setpriv=None) if SANDBOX is not None and SANDBOX.setpriv else None
+SANDBOXES = [pytest.param(SANDBOX, id="sandbox", marks=needs_sandbox),
+             pytest.param(USERNS, id="userns", marks=pytest.mark.skipif(USERNS is None, reason="not root"))]
 
 GOMOD = "module {}\n\ngo 1.22\n"
 
@@ -45,8 +50,12 @@ def _build(app: Flask, spec: BuildSpec) -> tuple[int, str, str]:
     return 307, result.rstrip("/").rsplit("/", 1)[1], client.get(result + "log").get_data(as_text=True)
 
 
-@needs_sandbox
-def test_the_sandbox_changes_no_byte(proxy: ModuleProxy, tmp_path: Path, shared_build_cache: Path) -> None:
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_the_sandbox_changes_no_byte(proxy: ModuleProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     sandbox: gocmd.Sandbox) -> None:
+    import gobuild.web
+
+    monkeypatch.setattr(gobuild.web, "find_sandbox", lambda: (sandbox, ""))
     spec = BuildSpec("example.com/app", "v1.0.0", "/", "linux", "amd64", GOVERSION)
     sums = {}
     for mode in ("auto", "off"):
@@ -94,8 +103,8 @@ def test_assembly_cannot_include_server_files(proxy: ModuleProxy, tmp_path: Path
         assert server_path not in shown
 
 
-@needs_sandbox
-def test_toolchain_commands_see_no_server_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_toolchain_commands_see_no_server_file(tmp_path: Path, sandbox: gocmd.Sandbox) -> None:
     secret = tmp_path / "data" / "secret"
     secret.parent.mkdir()
     secret.write_text("the server's secret\n")
@@ -106,7 +115,7 @@ def test_toolchain_commands_see_no_server_file(tmp_path: Path) -> None:
     (goroot / "bin" / "go").chmod(0o755)
     home = tmp_path / "home"
     home.mkdir()
-    out = gocmd.GoRunner(None, sandbox=SANDBOX).run(goroot, ["version"], home, 60)
+    out = gocmd.GoRunner(None, sandbox=sandbox).run(goroot, ["version"], home, 60)
     assert out.startswith(f"go version {GOVERSION} ")
     assert "the server's secret" not in out
     assert "data" not in out.split("\n", 2)[2].split()  # / holds no data dir

@@ -24,7 +24,7 @@ from filelock import FileLock
 
 from . import gocmd
 from .durable import process_alive
-from .failures import BuildError, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
+from .failures import BuildError, Busy, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
 from .goproxy import redacted
 from .packages import main_packages, package_name, uses_cgo
 from .spec import BuildSpec, Record, sum_from_digest
@@ -404,9 +404,10 @@ class Coordinator:
     threads = builds running + builds waiting for their verifiers, however many are queued.
     """
 
-    def __init__(self, builder: Builder, max_builds: int) -> None:
+    def __init__(self, builder: Builder, max_builds: int, max_queued: int = 1000) -> None:
         self.builder = builder
         self.max_builds = max_builds
+        self.max_queued = max_queued  # past it a new build is refused for now (Busy: 503, Retry-After)
         self.jobs_dir = builder.store.root / "jobs"
         self.jobs_dir.mkdir(exist_ok=True)
         self._jobs: dict[tuple[BuildSpec, tuple[str, ...]], Job] = {}
@@ -433,6 +434,8 @@ class Coordinator:
         with self._cond:
             job = self._jobs.get((spec, chain))
             if job is None:
+                if len(self._queue) >= self.max_queued:
+                    raise Busy(f"{len(self._queue)} builds are queued already, try again later", retry_after=60)
                 key = hashlib.sha256(f"{spec} {','.join(chain)}".encode()).hexdigest()
                 # Unique per job: a reader of an ended job can never open its successor's log.
                 job = Job(spec, self.jobs_dir / f"{key}-{os.getpid()}-{next(self._serial)}.log", chain)

@@ -300,7 +300,9 @@ class GoProxyClient:
     def _get(self, base: str, path: str) -> requests.Response:
         """GET with timeouts, streamed; 404/410 and other failures mapped to the per-proxy errors."""
         url = self._url(base, path)
-        _head_deadline.seconds = self.timeout  # the status line and headers, however slowly they drip
+        # The status line and headers must come within a second past the read timeout, however
+        # slowly they drip (a plain stall still ends in the read timeout, reported as such).
+        head = _head_deadline.state = {"seconds": self.timeout + 1.0, "passed": False}
         try:
             resp = self.session.get(
                 url,
@@ -309,11 +311,11 @@ class GoProxyClient:
                 stream=True,
             )
         except requests.RequestException as e:
-            if getattr(_head_deadline, "passed", False):
-                raise _ProxyFailed(f"response head from {base} took longer than {self.timeout:g}s") from None
+            if head["passed"]:
+                raise _ProxyFailed(f"response head from {base} took longer than {head['seconds']:g}s") from None
             raise _ProxyFailed(f"{type(e).__name__} from {base}: {_short(e)}") from None
         finally:
-            _head_deadline.seconds, _head_deadline.passed = None, False
+            _head_deadline.state = None
         if resp.status_code == 200:
             return resp
         with resp:
@@ -465,17 +467,17 @@ def _guarded_connection(base: type) -> type:
 
     class Guarded(base):  # type: ignore[valid-type,misc]
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-            seconds = getattr(_head_deadline, "seconds", None)
-            if seconds is None or getattr(self, "sock", None) is None:
+            state = getattr(_head_deadline, "state", None)  # set by this thread's GoProxyClient._get
+            if state is None or getattr(self, "sock", None) is None:
                 return super().getresponse(*args, **kwargs)
-            sock, state = self.sock, _head_deadline
+            sock = self.sock
 
             def abort() -> None:
-                state.passed = True
+                state["passed"] = True
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
-            timer = threading.Timer(seconds, abort)
+            timer = threading.Timer(state["seconds"], abort)
             timer.daemon = True
             timer.start()
             try:

@@ -114,6 +114,22 @@ def test_queued_builds_hold_no_thread(tmp_path: Path) -> None:
     assert threading.active_count() - before <= 2
 
 
+def test_the_build_queue_is_bounded(tmp_path: Path) -> None:
+    from gobuild.failures import Busy
+
+    builder = _StubBuilder(tmp_path / "data")
+    coordinator = Coordinator(builder, max_builds=1, max_queued=3)  # type: ignore[arg-type]
+    specs = [_spec("slow1").with_(goversion=f"go1.{n}.0") for n in range(21, 26)]
+    jobs = [coordinator.start(spec) for spec in specs[:4]]  # one running, three queued
+    assert coordinator.start(specs[0]) is jobs[0]  # joining a known build is always fine
+    with pytest.raises(Busy):
+        coordinator.start(specs[4])
+    builder.release.set()
+    for job in jobs:
+        assert job.done.wait(30)
+    assert coordinator.start(specs[4]).done.wait(30)
+
+
 def test_idle_connections_do_not_lock_anyone_out(app: Flask) -> None:
     serving.raise_open_files_limit()
     with served(app, 4) as (base, _), ExitStack() as stack:

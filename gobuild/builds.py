@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import itertools
 import json
 import logging
 import os
+import shlex
 import tempfile
 import threading
 import time
@@ -21,7 +23,9 @@ from typing import BinaryIO, Protocol
 from filelock import FileLock
 
 from . import gocmd
-from .failures import BuildError, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
+from .durable import process_alive
+from .failures import BuildError, Busy, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
+from .goproxy import redacted
 from .packages import main_packages, package_name, uses_cgo
 from .spec import BuildSpec, Record, sum_from_digest
 from .store import Failure, Result, Store, digest_file
@@ -39,16 +43,21 @@ class BuildSettings:
     environment: tuple[str, ...] = ()
     build_timeout: float = 900.0
     prepare_timeout: float = 300.0
+    sandbox: gocmd.Sandbox | None = None  # None: go runs unisolated, as the server's user
 
 
 def reproduce_command(spec: BuildSpec, goproxy: str) -> str:
-    """The shell command that builds the same bytes without gobuild (the environment of gocmd)."""
+    """The shell command that builds the same bytes without gobuild (the environment of gocmd).
+
+    Every word is shell-quoted, and a password in the proxy URL is shown as xxxxx.
+    """
     ld = "-buildid= -s" if spec.stripped else "-buildid="
-    env = f"GO111MODULE=on GOPROXY={goproxy} CGO_ENABLED=0 GOOS={spec.goos} GOARCH={spec.goarch} " \
-          f"GOTOOLCHAIN={spec.goversion} "
-    if "GO19CONCURRENTCOMPILATION" in gocmd.version_environment(spec.goversion):
-        env += "GO19CONCURRENTCOMPILATION=0 "
-    return f"{env}go install -trimpath -ldflags='{ld}' -- {spec.package}@{spec.version}"
+    env = {"GO111MODULE": "on", "GOPROXY": redacted(goproxy), "CGO_ENABLED": "0", "GOOS": spec.goos,
+           "GOARCH": spec.goarch, "GOTOOLCHAIN": spec.goversion, **gocmd.version_environment(spec.goversion)}
+    words = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
+    words += ["go", "install", "-trimpath", f"-ldflags='{ld}'", "--",
+              shlex.quote(f"{spec.package}@{spec.version}")]
+    return " ".join(words)
 
 
 class RecordLog(Protocol):
@@ -69,6 +78,7 @@ class Builder:
         self.store = store
         self.toolchains = toolchains
         self.paths = gocmd.GoPaths(store.root, cache_dir)
+        self.go = gocmd.GoRunner(self.paths, settings.goproxy, settings.environment, settings.sandbox)
         self.tlog = tlog
         self.verifier = verifier
         self.compile = compile  # False: verify-only mode, binaries come from the verifiers
@@ -155,25 +165,24 @@ class Builder:
             binary = self._compile(spec, toolchain, home, moddir, out)
             return self._store(spec, binary, out)
 
-    def _env(self, toolchain: Toolchain, home: Path, target: tuple[str, str] | None = None) -> dict[str, str]:
-        return gocmd.environment(self.paths, home, toolchain.goversion, self.settings.goproxy,
-                                 self.settings.environment, target)
-
     def download_module(self, toolchain: Toolchain, home: Path, module: str, version: str,
                         out: BinaryIO | None = None) -> Path:
         """Fetch module@version into the shared module cache; return its source directory."""
-        argv = [str(toolchain.go), "mod", "download", "-json", "--", f"{module}@{version}"]
+        args = ["mod", "download", "-json", "--", f"{module}@{version}"]
         _note(out, f"$ go mod download -json -- {module}@{version}\n")
         try:
-            output = gocmd.run(argv, self._env(toolchain, home), home, self.settings.prepare_timeout)
+            output = self.go.run(toolchain.goroot, args, home, self.settings.prepare_timeout,
+                                 goversion=toolchain.goversion, network=True, modcache="rw")
         except gocmd.GoTimeout as e:
             raise TemporaryFailure(f"downloading {module}@{version}: timed out") from e
         except gocmd.GoCommandError as e:
+            if _out_of_resources(e):
+                raise TemporaryFailure(f"downloading {module}@{version}: {_last_line(e.output)}") from e
             output = e.output  # still holds the JSON with the reason in its Error field
         info = _parse_download_json(output)
         if info.get("Error") or not info.get("Dir"):
             raise _download_error(module, version, info.get("Error") or output)
-        return Path(info["Dir"])
+        return self.go.host_path(info["Dir"], home)
 
     def main_packages(self, module: str, version: str) -> list[str]:
         """The main package dirs of module@version, read from its source with the newest toolchain."""
@@ -187,15 +196,23 @@ class Builder:
     def _compile(self, spec: BuildSpec, toolchain: Toolchain, home: Path, moddir: Path, out: BinaryIO) -> Path:
         """Run go install; return the path of the binary it wrote."""
         ld = "-ldflags=-buildid= -s" if spec.stripped else "-ldflags=-buildid="
-        argv = [str(toolchain.go), "install", "-x", "-v", "-trimpath", ld, "--", f"{spec.package}@{spec.version}"]
-        env = self._env(toolchain, home, (spec.goos, spec.goarch))
+        pkg = f"{spec.package}@{spec.version}"
+        target = (spec.goos, spec.goarch)
         _note(out, f"$ {reproduce_command(spec, self.settings.goproxy)}\n")
         try:
-            gocmd.run(argv, env, home, self.settings.build_timeout, out)
+            if self.go.sandboxed:
+                # Download what the compile needs (dependencies), compiling nothing: the compile
+                # itself then runs without network, the module cache read-only.
+                self.go.run(toolchain.goroot, ["install", "-n", "-trimpath", ld, "--", pkg], home,
+                            self.settings.prepare_timeout, goversion=toolchain.goversion, target=target,
+                            network=True, modcache="rw")
+            self.go.run(toolchain.goroot, ["install", "-x", "-v", "-trimpath", ld, "--", pkg], home,
+                        self.settings.build_timeout, goversion=toolchain.goversion, target=target,
+                        network=False, modcache="ro", log=out)
         except gocmd.GoTimeout as e:
             raise TemporaryFailure(f"build timed out after {self.settings.build_timeout:g}s") from e
         except gocmd.GoCommandError as e:
-            if is_temporary(e.output):
+            if is_temporary(e.output) or _out_of_resources(e):
                 raise TemporaryFailure(f"build failed, temporary: {_last_line(e.output)}") from e
             reason = classify(e.output)
             if reason == "build constraint excludes all go files" and uses_cgo(moddir / spec.dir.lstrip("/")):
@@ -298,11 +315,19 @@ class _Unbuildable(Exception):
         self.output = output
 
 
+# What go says of a module zip that can never be valid, whichever proxy serves it (x/mod/zip's checks).
+_INVALID_ZIP = ("zip: not a valid zip file", "multiple entries for file", "module contents too large",
+                "module source tree too large", "zip: unsupported compression algorithm", "zip: checksum error",
+                "malformed file path", "case-insensitive file name collision", "zip: FileHeader.Extra too long")
+
+
 def _download_error(module: str, version: str, text: str) -> Exception:
     """Tell a module or version that does not exist from a proxy that failed."""
     text = text.strip()
     if (reason := classify(text)) != "unknown":
         return _Unbuildable(reason, text)
+    if any(s in text for s in _INVALID_ZIP):
+        return _Unbuildable("invalid module zip", text)
     if is_temporary(text):
         return TemporaryFailure(f"downloading {module}@{version}: {_last_line(text)}")
     if any(s in text for s in ("404 Not Found", "410 Gone", "unknown revision", "invalid version", "not found")):
@@ -310,6 +335,17 @@ def _download_error(module: str, version: str, text: str) -> Exception:
     if "malformed module path" in text or "invalid" in text:
         return UserError(f"downloading {module}@{version}: {_last_line(text)}")
     return TemporaryFailure(f"downloading {module}@{version}: {_last_line(text)}")
+
+
+# A machine out of disk, memory or processes, or a command killed from outside: not the module's fault.
+_RESOURCES = ("no space left on device", "disk quota exceeded", "cannot allocate memory", "out of memory",
+              "signal: killed", "too many open files", "resource temporarily unavailable", "file too large")
+_RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EAGAIN)
+
+
+def _out_of_resources(e: gocmd.GoCommandError) -> bool:
+    """Whether a go command failed for want of resources or was killed by a signal."""
+    return e.returncode < 0 or any(s in e.output.lower() for s in _RESOURCES)
 
 
 def _last_line(text: str) -> str:
@@ -321,17 +357,6 @@ def _note(out: BinaryIO | None, text: str) -> None:
     if out is not None:
         out.write(text.encode())
         out.flush()
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether a process with this id exists (it may be another user's)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _now() -> str:
@@ -378,11 +403,16 @@ class Job:
 
 
 class Coordinator:
-    """Coalesces requests per spec and runs at most max_builds builds at once, FIFO."""
+    """Coalesces requests per spec and runs at most max_builds builds at once, FIFO.
 
-    def __init__(self, builder: Builder, max_builds: int) -> None:
+    A queued job is only an entry in the queue; a thread is started when it gets a build slot, so
+    threads = builds running + builds waiting for their verifiers, however many are queued.
+    """
+
+    def __init__(self, builder: Builder, max_builds: int, max_queued: int = 1000) -> None:
         self.builder = builder
         self.max_builds = max_builds
+        self.max_queued = max_queued  # past it a new build is refused for now (Busy: 503, Retry-After)
         self.jobs_dir = builder.store.root / "jobs"
         self.jobs_dir.mkdir(exist_ok=True)
         self._jobs: dict[tuple[BuildSpec, tuple[str, ...]], Job] = {}
@@ -397,7 +427,7 @@ class Coordinator:
         """Delete live logs that processes no longer running left behind (killed mid-build)."""
         for path in self.jobs_dir.glob("*.log"):
             parts = path.stem.split("-")
-            if len(parts) != 3 or not parts[1].isdigit() or not _process_alive(int(parts[1])):
+            if len(parts) != 3 or not parts[1].isdigit() or not process_alive(int(parts[1])):
                 path.unlink(missing_ok=True)
 
     def start(self, spec: BuildSpec, chain: tuple[str, ...] = ()) -> Job:
@@ -409,13 +439,15 @@ class Coordinator:
         with self._cond:
             job = self._jobs.get((spec, chain))
             if job is None:
+                if len(self._queue) >= self.max_queued:
+                    raise Busy(f"{len(self._queue)} builds are queued already, try again later", retry_after=60)
                 key = hashlib.sha256(f"{spec} {','.join(chain)}".encode()).hexdigest()
                 # Unique per job: a reader of an ended job can never open its successor's log.
                 job = Job(spec, self.jobs_dir / f"{key}-{os.getpid()}-{next(self._serial)}.log", chain)
                 job.log_path.touch()  # readers may open it while the job still waits in the queue
                 self._jobs[(spec, chain)] = job
                 self._queue.append(job)
-                threading.Thread(target=self._run, args=(job,), name=f"build {spec}", daemon=True).start()
+                self._dispatch()
             return job
 
     def built(self, spec: BuildSpec, timeout: float, chain: tuple[str, ...] = ()) -> Result:
@@ -448,19 +480,25 @@ class Coordinator:
             except ValueError:
                 return 0
 
-    def _run(self, job: Job) -> None:
-        with self._cond:
-            while self._queue[0] is not job or self._running >= self.max_builds:
-                self._cond.wait()
-            self._queue.popleft()
+    def _dispatch(self) -> None:
+        """Start the jobs at the head of the queue while build slots are free (self._cond held)."""
+        while self._queue and self._running < self.max_builds:
+            job = self._queue.popleft()
             self._running += 1
             job.state, job.started = "running", time.monotonic()
-            self._cond.notify_all()
+            threading.Thread(target=self._run, args=(job,), name=f"build {job.spec}", daemon=True).start()
+        self._cond.notify_all()
+
+    def _run(self, job: Job) -> None:
         try:
             with open(job.log_path, "w+b") as out:
                 job.result = self.builder.build(job.spec, out, job.chain, lambda: self._release(job))
         except BuildError as e:
             job.error = e
+        except OSError as e:
+            if e.errno not in _RESOURCE_ERRNOS:
+                log.exception("build of %s crashed", job.spec)
+            job.error = TemporaryFailure(f"build failed, temporary: {e}")  # our disk or memory: try again later
         except Exception as e:  # a bug or I/O error: answer 500, keep the server alive
             log.exception("build of %s crashed", job.spec)
             job.error = BuildError(f"internal error: {e}")
@@ -480,4 +518,4 @@ class Coordinator:
             if job.state == "running":
                 job.state = "verifying"
                 self._running -= 1
-                self._cond.notify_all()
+                self._dispatch()

@@ -60,7 +60,7 @@ def _tame_malloc() -> None:
 
 def run_server(config_file: str | None, listen: str | None) -> None:
     """Load the config, create the app and serve it with waitress."""
-    import waitress
+    from . import serving
 
     _tame_malloc()
 
@@ -73,11 +73,12 @@ def run_server(config_file: str | None, listen: str | None) -> None:
         raise CommandError(str(e)) from e
     host, port = cfg.host_port
     click.echo(f"gobuild serving on http://{cfg.listen}/ with data in {cfg.data_path}", err=True)
+    serving.raise_open_files_limit()
     try:
-        waitress.serve(app, host=host, port=port, threads=cfg.threads, channel_timeout=1800,
-                       ident="gobuild", clear_untrusted_proxy_headers=True)
+        server = serving.create_server(app, host, port, cfg.threads)
     except OSError as e:
         raise CommandError(f"cannot listen on {cfg.listen}: {e.strerror or e}") from e
+    server.run()
 
 
 class GoFlagCommand(click.Command):

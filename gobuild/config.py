@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,9 @@ class Config:
     max_streams: int = _help(
         "live build logs streamed at once (each holds a waitress thread); past it pages poll instead; "
         "0 means 3/4 of threads, must stay below threads", default=0)
+    max_waiting: int = _help(
+        "requests waiting at once for a build to finish (each holds a waitress thread); past it they get "
+        "503 with Retry-After while the build goes on; 0 means 1/4 of threads, must stay below threads", default=0)
     instance_notes_file: str = _help("file whose text the home page shows as notes about this instance", default="")
     goversion_oldest: str = _help("refuse Go versions older than this, e.g. go1.21", default="")
     goversion_stop: str = _help("refuse this Go version and newer, e.g. go1.28 (also for 'latest')", default="")
@@ -53,6 +54,9 @@ class Config:
     verifiers: tuple[dict[str, str], ...] = _help(
         "other gobuild instances that must build the same sum before a build is logged: "
         "[{\"key\": \"<their verifier key>\", \"url\": \"http://peer:8000/tlog\"}]", default=())
+    sandbox: str = _help(
+        "isolate every go command with bubblewrap (bwrap): \"auto\" when it works here (else a warning), "
+        "\"required\" (refuse to start without), \"off\"", default="auto")
     build: bool = _help("false: build nothing here, accept a build only when all verifiers agree "
                         "and serve their binary (verify-only mode)", default=True)
     verify_timeout: float = _help("seconds to wait for each verifier (it may build on demand)", default=1200.0)
@@ -80,6 +84,11 @@ class Config:
     def stream_limit(self) -> int:
         """How many live log streams may be open at once (max_streams, else 3/4 of threads)."""
         return self.max_streams or max(1, self.threads * 3 // 4)
+
+    @property
+    def wait_limit(self) -> int:
+        """How many requests may wait for a build at once (max_waiting, else 1/4 of threads)."""
+        return self.max_waiting or max(1, self.threads // 4)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -156,6 +165,10 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("config: max_builds must be >= 0 and threads >= 4")
     if not 0 <= cfg.max_streams < cfg.threads:
         raise ConfigError("config: max_streams must be >= 0 and below threads (0: 3/4 of threads)")
+    if not 0 <= cfg.max_waiting < cfg.threads:
+        raise ConfigError("config: max_waiting must be >= 0 and below threads (0: 1/4 of threads)")
+    if cfg.sandbox not in ("auto", "required", "off"):
+        raise ConfigError(f"config: sandbox must be \"auto\", \"required\" or \"off\", not {cfg.sandbox!r}")
     if cfg.build_timeout <= 0 or cfg.prepare_timeout <= 0 or cfg.proxy_timeout <= 0:
         raise ConfigError("config: timeouts must be positive")
     for key in ("goversion_oldest", "goversion_stop"):
@@ -187,14 +200,10 @@ def default_goproxy() -> str:
     env = os.environ.get("GOPROXY", "").strip()
     if env:
         return env
-    go = shutil.which("go")
-    if go:
-        try:
-            out = subprocess.run([go, "env", "GOPROXY"], capture_output=True, text=True, timeout=30)
-            if out.returncode == 0 and out.stdout.strip():
-                return out.stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+    from .gocmd import host_go_env
+
+    if value := host_go_env("GOPROXY"):
+        return value
     raise ConfigError("config: no goproxy configured, GOPROXY is unset and no Go on PATH to ask")
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
+import sys
 import threading
 from pathlib import Path
 
@@ -32,3 +35,50 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists (it may be another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory tree, also where go left it read-only (module cache files and dirs)."""
+
+    def writable_then_retry(func, p, _exc):  # type: ignore[no-untyped-def]
+        try:
+            parent = os.path.dirname(p)
+            os.chmod(parent, os.stat(parent).st_mode | stat.S_IWUSR | stat.S_IXUSR)
+            func(p)
+        except OSError:
+            pass
+
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(path, onexc=writable_then_retry)
+        else:
+            shutil.rmtree(path, onerror=writable_then_retry)
+
+
+def process_dir(tmp: Path) -> Path:
+    """This process's own directory under tmp (p<pid>): what it leaves after a crash is swept by the next start."""
+    return tmp / f"p{os.getpid()}"
+
+
+def sweep_tmp(tmp: Path) -> None:
+    """Remove everything in tmp but the p<pid> directories of processes still running (killed mid-write)."""
+    if not tmp.is_dir():
+        return
+    for entry in tmp.iterdir():
+        name = entry.name
+        if name.startswith("p") and name[1:].isdigit() and process_alive(int(name[1:])):
+            continue
+        remove_tree(entry)

@@ -33,6 +33,14 @@ class TemporaryFailure(BuildError):
     code = "temporary"
 
 
+class Busy(TemporaryFailure):
+    """Too many requests wait for builds already: come back later (the build itself goes on)."""
+
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PermanentFailure(BuildError):
     """The build itself failed; stored with its log until somebody retries."""
 

@@ -8,16 +8,19 @@ the same fall-through rules, the same URL escaping, and "latest" chosen the way
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import pathlib
+import re
+import socket
 import tempfile
-import time
+import threading
 import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 
@@ -148,7 +151,7 @@ class GoProxyClient:
         # A zip may take long even when every read is quick; bound the whole transfer too.
         self.download_timeout = download_timeout
         self._own_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else _deadline_session()
         self.user_agent = user_agent
 
     def close(self) -> None:
@@ -297,6 +300,9 @@ class GoProxyClient:
     def _get(self, base: str, path: str) -> requests.Response:
         """GET with timeouts, streamed; 404/410 and other failures mapped to the per-proxy errors."""
         url = self._url(base, path)
+        # The status line and headers must come within a second past the read timeout, however
+        # slowly they drip (a plain stall still ends in the read timeout, reported as such).
+        head = _head_deadline.state = {"seconds": self.timeout + 1.0, "passed": False}
         try:
             resp = self.session.get(
                 url,
@@ -305,7 +311,11 @@ class GoProxyClient:
                 stream=True,
             )
         except requests.RequestException as e:
+            if head["passed"]:
+                raise _ProxyFailed(f"response head from {base} took longer than {head['seconds']:g}s") from None
             raise _ProxyFailed(f"{type(e).__name__} from {base}: {_short(e)}") from None
+        finally:
+            _head_deadline.state = None
         if resp.status_code == 200:
             return resp
         with resp:
@@ -317,26 +327,45 @@ class GoProxyClient:
     def _get_bytes(self, base: str, path: str, limit: int = MAX_SMALL_BYTES) -> bytes:
         """A whole (small) response body, refused if longer than limit."""
         with self._get(base, path) as resp:
-            return b"".join(self._iter_body(resp, base, limit, f"response for {path}"))
+            return b"".join(self._iter_body(resp, base, limit, f"response for {path}", self.timeout))
 
     def _get_text(self, base: str, path: str) -> str:
         """A small response body as text."""
         return self._get_bytes(base, path).decode("utf-8", "replace")
 
-    def _iter_body(self, resp: requests.Response, base: str, limit: int, what: str) -> Iterator[bytes]:
-        """Body chunks; read errors, the overall deadline and more than limit bytes become _ProxyFailed."""
-        deadline = time.monotonic() + self.download_timeout
+    def _iter_body(self, resp: requests.Response, base: str, limit: int, what: str,
+                   seconds: float | None = None) -> Iterator[bytes]:
+        """Body chunks; read errors, the overall deadline and more than limit bytes become _ProxyFailed.
+
+        The deadline holds against a proxy that drips a byte at a time (each read within the read
+        timeout): a watchdog shuts the socket down when it passes, which ends the blocked read.
+        """
+        seconds = self.download_timeout if seconds is None else seconds
+        deadline_passed = threading.Event()
+
+        def abort() -> None:
+            deadline_passed.set()
+            _shutdown(resp)
+
+        watchdog = threading.Timer(seconds, abort)
+        watchdog.daemon = True
+        watchdog.start()
         size = 0
         try:
             for chunk in resp.iter_content(_CHUNK):
-                if time.monotonic() > deadline:
-                    raise _ProxyFailed(f"download from {base} took longer than {self.download_timeout:g}s")
+                if deadline_passed.is_set():
+                    break
                 size += len(chunk)
                 if size > limit:
                     raise _ProxyFailed(f"{what} from {base} larger than {limit} bytes")
                 yield chunk
-        except requests.RequestException as e:
-            raise _ProxyFailed(f"reading response from {base}: {_short(e)}") from None
+        except (requests.RequestException, OSError, ValueError) as e:
+            if not deadline_passed.is_set():
+                raise _ProxyFailed(f"reading response from {base}: {_short(e)}") from None
+        finally:
+            watchdog.cancel()
+        if deadline_passed.is_set():
+            raise _ProxyFailed(f"response from {base} took longer than {seconds:g}s")
 
     def _download(self, base: str, path: str, dest: pathlib.Path) -> None:
         """Stream one proxy's zip into dest atomically, never holding it in memory."""
@@ -411,6 +440,14 @@ def _is_exact(module_path: str, version: str) -> bool:
     return module.is_canonical_version(version)
 
 
+_PASSWORD = re.compile(r"(://[^/@,|\s]*?:)[^/@,|\s]*@")
+
+
+def redacted(text: str) -> str:
+    """text (a GOPROXY list, a URL, a log line) with every URL's password replaced by xxxxx, like Go's URL.Redacted."""
+    return _PASSWORD.sub(r"\1xxxxx@", text)
+
+
 def _redacted(base: str) -> str:
     """base with any password hidden, for error messages (like Go's URL.Redacted)."""
     parts = urllib.parse.urlsplit(base)
@@ -418,6 +455,70 @@ def _redacted(base: str) -> str:
         return base
     netloc = parts.netloc.replace(":" + parts.password + "@", ":xxxxx@", 1)
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+# A response head (status line, headers) must arrive within the seconds set here by the calling
+# thread: the read timeout alone bounds each read, not a head that drips a byte at a time.
+_head_deadline = threading.local()
+
+
+def _guarded_connection(base: type) -> type:
+    """base (a urllib3 connection class) whose getresponse() shuts its socket down past the head deadline."""
+
+    class Guarded(base):  # type: ignore[misc]
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            state = getattr(_head_deadline, "state", None)  # set by this thread's GoProxyClient._get
+            if state is None or getattr(self, "sock", None) is None:
+                return super().getresponse(*args, **kwargs)
+            sock = self.sock
+
+            def abort() -> None:
+                state["passed"] = True
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+            timer = threading.Timer(state["seconds"], abort)
+            timer.daemon = True
+            timer.start()
+            try:
+                return super().getresponse(*args, **kwargs)
+            finally:
+                timer.cancel()
+
+    Guarded.__name__ = "Guarded" + base.__name__
+    return Guarded
+
+
+def _deadline_session() -> requests.Session:
+    """A requests session whose connections enforce _head_deadline."""
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = _guarded_connection(HTTPConnectionPool.ConnectionCls)
+
+    class TLSPool(HTTPSConnectionPool):
+        ConnectionCls = _guarded_connection(HTTPSConnectionPool.ConnectionCls)
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": Pool, "https": TLSPool}
+
+    session = requests.Session()
+    session.mount("http://", Adapter())
+    session.mount("https://", Adapter())
+    return session
+
+
+def _shutdown(resp: requests.Response) -> None:
+    """Shut down the socket under a response, so that a read blocked on it returns now."""
+    conn = getattr(resp.raw, "_connection", None) or getattr(resp.raw, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is None:  # e.g. urllib3 already released it: closing the response is enough
+        resp.close()
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _short(e: BaseException) -> str:

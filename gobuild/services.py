@@ -7,6 +7,7 @@ only then is anything created on disk, so a config error never leaves a data dir
 from __future__ import annotations
 
 import logging
+import shlex
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from .builds import Builder, BuildSettings, Coordinator
 from .config import Config, ConfigError
+from .gocmd import GoRunner, Sandbox, find_sandbox
 from .goproxy import GoProxyClient, goproxy_for_go
 from .spec import BuildSpec, Record, SpecError
 from .store import Store
@@ -44,7 +46,9 @@ class Services:
     coordinator: Coordinator
     tlog: TransparencyLog
     verifier: Verifier | None
+    sandbox_warning: str  # "" when builds run sandboxed, else why they do not (shown on the home page)
     streams: StreamLimit  # open live-log streams, each holding a server thread
+    waits: StreamLimit  # requests waiting for a build, each holding a server thread
     versions: VersionsCache  # module version lists for the link columns
 
     def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
@@ -53,13 +57,14 @@ class Services:
 
     def get_command(self, spec: BuildSpec, sum_: str | None, host: str) -> str:
         """The `gobuild get` command that fetches and verifies spec through our log."""
-        parts = ["gobuild get", f"-verifierkey {self.tlog.verifier_key}", f"-url http://{host}/tlog"]
+        q = shlex.quote
+        parts = ["gobuild get", f"-verifierkey {q(self.tlog.verifier_key)}", f"-url {q(f'http://{host}/tlog')}"]
         if sum_:
-            parts.append(f"-sum {sum_}")
-        parts += [f"-target {spec.goos}/{spec.goarch}", f"-goversion {spec.goversion}"]
+            parts.append(f"-sum {q(sum_)}")
+        parts += [f"-target {q(f'{spec.goos}/{spec.goarch}')}", f"-goversion {q(spec.goversion)}"]
         if spec.stripped:
             parts.append("-stripped")
-        parts.append(f"{spec.module}@{spec.version}{'' if spec.dir == '/' else spec.dir}")
+        parts.append(q(f"{spec.module}@{spec.version}{'' if spec.dir == '/' else spec.dir}"))
         return " ".join(parts)
 
 
@@ -75,6 +80,8 @@ class Checked:
     gosumdb: SumDBSetting | None  # None: GOSUMDB=off
     signer: str | None  # from signer_key_file; None: the one in <data_dir>/tlog, created on first start
     peers: list[Peer]
+    sandbox: Sandbox | None  # None: builds are not isolated
+    sandbox_warning: str  # why not, for the log and the home page ("" when sandboxed)
 
 
 def newest_records(tlog: TransparencyLog, count: int) -> Iterator[Record]:
@@ -110,8 +117,25 @@ def check(cfg: Config) -> Checked:
         platform = None
     if platform is not None and gosumdb is None:
         log.warning("GOSUMDB=off: downloaded Go toolchains will not be verified")
+    sandbox, sandbox_warning = _sandbox(cfg)
     return Checked(go_proxy, proxy, _local_toolchains(cfg.toolchains), toolchain_proxy if platform else None,
-                   platform, gosumdb, signer, peers)
+                   platform, gosumdb, signer, peers, sandbox, sandbox_warning)
+
+
+def _sandbox(cfg: Config) -> tuple[Sandbox | None, str]:
+    """The build sandbox the config asks for, and the warning to show when builds are not isolated."""
+    if cfg.sandbox == "off":
+        sandbox, why = None, 'the config says "sandbox": "off"'
+    else:
+        sandbox, why = find_sandbox()
+        if sandbox is None and cfg.sandbox == "required":
+            raise ConfigError(f"config: sandbox is required, but {why}")
+    if sandbox is not None:
+        return sandbox, ""
+    warning = (f"builds are NOT isolated ({why}): go commands run as this server's user and can read its "
+               "files; install bubblewrap (apt-get install bubblewrap) before offering this instance to others")
+    log.warning("%s", warning)
+    return None, warning
 
 
 def _download_platform() -> tuple[str, str] | None:
@@ -151,7 +175,8 @@ def build_services(cfg: Config) -> Services:
     if checked.peers:
         own_name = note.Verifier.parse(tlog.verifier_key).name
         verifier = Verifier(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name)
-    settings = BuildSettings(checked.go_proxy, cfg.environment, cfg.build_timeout, cfg.prepare_timeout)
+    settings = BuildSettings(checked.go_proxy, cfg.environment, cfg.build_timeout, cfg.prepare_timeout,
+                             checked.sandbox)
     builder = Builder(settings, store, toolchains, cfg.cache_path, tlog, verifier, compile=cfg.build, targets=targets)
     return Services(
         config=cfg,
@@ -163,7 +188,9 @@ def build_services(cfg: Config) -> Services:
         coordinator=Coordinator(builder, cfg.max_builds),
         tlog=tlog,
         verifier=verifier,
+        sandbox_warning=checked.sandbox_warning,
         streams=StreamLimit(cfg.stream_limit),
+        waits=StreamLimit(cfg.wait_limit),
         versions=VersionsCache(checked.proxy.list),
     )
 
@@ -176,7 +203,7 @@ def _toolchains(cfg: Config, checked: Checked, targets: Targets) -> Toolchains:
         sumdb = SumDB(checked.gosumdb, cfg.goproxy, cfg.data_path / "sumdb", cfg.proxy_timeout)
     return Toolchains(checked.local_toolchains, sdk_dir, checked.toolchain_proxy, sumdb,
                       oldest=cfg.goversion_oldest, stop=cfg.goversion_stop, platform=checked.platform,
-                      targets=targets)
+                      targets=targets, runner=GoRunner(None, sandbox=checked.sandbox))
 
 
 def _learn_targets(toolchains: Toolchains, targets: Targets) -> None:

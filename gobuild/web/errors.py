@@ -8,7 +8,7 @@ from http import HTTPStatus
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..failures import BuildError
+from ..failures import BuildError, Busy
 from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion
@@ -61,6 +61,8 @@ def error_response(e: Exception) -> Response:
     else:
         resp = Response(line + "\n", status, mimetype="text/plain")
     resp.headers["Cache-Control"] = "no-store"
+    if isinstance(e, Busy):
+        resp.headers["Retry-After"] = str(e.retry_after)
     if status == 405:
         resp.headers["Allow"] = "GET, HEAD"
     if isinstance(e, HTTPException):

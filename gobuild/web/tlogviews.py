@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from ..failures import BuildError, TemporaryFailure
+from ..failures import BuildError, Busy, TemporaryFailure
 from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion, is_canonical_version
@@ -13,7 +13,8 @@ from ..tlog.server import LogError
 from ..verify import CHAIN_HEADER
 from .current import services
 from .files import IMMUTABLE
-from .views import build_wait_seconds
+from .urls import BadPath, check_spec_paths
+from .views import wait_for_build
 
 bp = Blueprint("tlog", __name__, url_prefix="/tlog")
 
@@ -42,12 +43,18 @@ def lookup(key: str) -> Response:
     """The record of a spec with the signed tree head, building it first if needed."""
     s = services()
     try:
-        spec = _canonical(BuildSpec.parse(key, s.targets))
+        parsed = BuildSpec.parse(key, s.targets)
+        check_spec_paths(parsed)  # before any proxy or go command sees it
+        spec = _canonical(parsed)
         chain = tuple(n for n in request.headers.get(CHAIN_HEADER, "").split(",") if n)
-        number = s.coordinator.built(spec, build_wait_seconds(), chain).record_number
+        number = wait_for_build(spec, chain).record_number
         assert number is not None  # every build is logged (Builder._recorded)
-    except (SpecError, InvalidPath, InvalidVersion, ProxyNotFound) as e:
+    except (SpecError, BadPath, InvalidPath, InvalidVersion, ProxyNotFound) as e:
         return _error(404, f"{key}: {e}")
+    except Busy as e:
+        resp = _error(503, f"{key}: {e}")
+        resp.headers["Retry-After"] = str(e.retry_after)
+        return resp
     except (RemoteError, TemporaryFailure) as e:
         return _error(503, f"{key}: {e}")
     except BuildError as e:

@@ -6,7 +6,7 @@ import posixpath
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from ..module import InvalidPath, check_path
+from ..module import InvalidPath, check_import_path, check_path
 from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, is_sum
 
 PAGES = ("", "log", "dl", "record", "events", "retry", "start", "live", "proof", "buildinfo", "sbom.cdx.json")
@@ -92,8 +92,17 @@ def _parse_spec_url(path: str, targets: Collection[tuple[str, str]]) -> SpecURL:
         if "/" not in base.partition("@")[2]:
             raise BadPath("Missing goos-goarch-goversion at end of path") from e
         raise BadPath(f"Bad module@version/path: {e}, or missing slash at end of URL") from e
-    _module(spec.module)
+    check_spec_paths(spec)
     return SpecURL(spec, sum_, _page_kind(spec, page))
+
+
+def check_spec_paths(spec: BuildSpec) -> None:
+    """The module path and the package's import path must follow Go's rules (nothing else reaches go or a page)."""
+    _module(spec.module)
+    try:
+        check_import_path(spec.package)
+    except InvalidPath as e:
+        raise BadPath(f"bad package path: {e}") from e
 
 
 def _page_kind(spec: BuildSpec, page: str) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import reproduce_command
-from ..failures import PermanentFailure
+from ..failures import Busy, PermanentFailure
+from ..goproxy import redacted
 from ..spec import BuildSpec, Record
-from ..store import Failure
+from ..store import Failure, Result
 from . import files, live, pages, resultfiles, urls
 from .current import services
 from .errors import HTTPProblem
@@ -17,6 +20,10 @@ bp = Blueprint("gobuild", __name__)
 
 
 def _redirect(location: str, code: int = 307) -> BaseResponse:
+    """A redirect to a path of this site only: never //host, /\\host or anything a browser reads as another origin."""
+    if not location.startswith("/") or location.startswith(("//", "/\\")) or \
+            any(c.isspace() or not c.isprintable() or c == "\\" for c in location):
+        raise HTTPProblem(404, "not a path on this site")
     return redirect(location, code=code)
 
 
@@ -36,13 +43,17 @@ def home() -> str | BaseResponse:
     m = request.args.get("m", "").strip()
     if m:
         m = m.removeprefix("https://").removeprefix("http://").strip("/")
-        return _redirect("/" + m)
+        urls.check_text(m)  # control characters (a newline, a tab a browser drops): 404, not a header error
+        if not m or not (m[0].isalnum()) or "\\" in m or any(c.isspace() for c in m):
+            raise urls.BadPath("not a module path: it must start with a letter or digit")
+        return _redirect("/" + urllib.parse.quote(m, safe="/@:+~!$&'()*,;="))
     s = services()
     return render_template("home.html", recent=s.recent_builds(), goversion=_latest_or_none(),
-                           goproxy=s.builder.settings.goproxy, verifier_key=s.tlog.verifier_key,
+                           goproxy=redacted(s.builder.settings.goproxy), verifier_key=s.tlog.verifier_key,
                            get_example=s.get_command(_example_spec(), None, request.host),
                            verifiers=list(s.verifier.status.items()) if s.verifier else [],
-                           building=s.config.build, notes=pages.instance_notes())
+                           building=s.config.build, notes=pages.instance_notes(),
+                           sandbox_warning=s.sandbox_warning)
 
 
 @bp.get("/robots.txt")
@@ -124,7 +135,7 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
     if page == "start":  # the Start button: opening the page itself never builds (crawlers)
         s.coordinator.start(spec)
         return _redirect(spec.link(), 303)
-    result = s.coordinator.built(spec, build_wait_seconds())
+    result = wait_for_build(spec)
     if page == "retry":  # POST retry of something never built: it is built now, show it
         return _redirect(spec.result_link(result.sum), 303)
     return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
@@ -173,6 +184,24 @@ def _canonical(spec: BuildSpec) -> BuildSpec:
     goversion = s.toolchains.resolve(spec.goversion)  # latest, go1.N.latest, go1.21 -> go1.21.0; no download
     version = s.proxy.resolve(spec.module, spec.version)
     return spec.with_(goversion=goversion, version=version)
+
+
+def wait_for_build(spec: BuildSpec, chain: tuple[str, ...] = ()) -> Result:
+    """The logged result of spec, building it if needed and waiting for it.
+
+    Waiting holds a server thread, so only max_waiting requests wait at once; past that the build
+    is still started (it costs no thread while queued) and the answer is 503 with Retry-After.
+    """
+    s = services()
+    if (result := s.store.result(spec)) is not None:
+        return result
+    job = s.coordinator.start(spec, chain)
+    if not s.waits.acquire():
+        raise Busy("too many requests are waiting for builds; the build goes on, try again later")
+    try:
+        return job.wait(build_wait_seconds())
+    finally:
+        s.waits.release()
 
 
 def build_wait_seconds() -> float:

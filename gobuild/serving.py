@@ -1,0 +1,72 @@
+"""waitress, set up so that idle sockets and slow clients cannot lock anyone out.
+
+waitress reads each request whole on its event loop before a worker thread sees it, so a slow
+client costs a connection, never a thread. What is left to bound: how many connections (idle
+ones are closed after IDLE_TIMEOUT), and how long one request's head may take to arrive (a
+slowloris client sending a byte every few seconds is closed after HEADER_TIMEOUT).
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import types
+from typing import Any
+
+CONNECTION_LIMIT = 2000  # open sockets; each is a small buffer, not a thread
+IDLE_TIMEOUT = 30  # seconds a keep-alive connection may sit idle
+HEADER_TIMEOUT = 20  # seconds from a request's first byte until it was read whole
+CLEANUP_INTERVAL = 5  # how often both are checked
+
+
+def waitress_options(threads: int) -> dict[str, Any]:
+    """The waitress settings gobuild serves with."""
+    return {
+        "threads": threads,
+        "connection_limit": CONNECTION_LIMIT,
+        "channel_timeout": IDLE_TIMEOUT,
+        "cleanup_interval": CLEANUP_INTERVAL,
+        "asyncore_use_poll": True,  # select() fails past file descriptor 1024
+        "ident": "gobuild",
+        "clear_untrusted_proxy_headers": True,
+    }
+
+
+def raise_open_files_limit(wanted: int = CONNECTION_LIMIT + 1000) -> None:
+    """Let the process hold CONNECTION_LIMIT sockets besides its files (soft limit up to the hard one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def create_server(app: Any, host: str, port: int, threads: int) -> Any:
+    """A waitress server with the limits above, not yet running (call .run())."""
+    import waitress
+    from waitress.channel import HTTPChannel
+
+    class Channel(HTTPChannel):
+        """Notes when the request being read began."""
+
+        request_started = 0.0
+
+        def received(self, data: bytes) -> bool:
+            if self.request is None and data:
+                self.request_started = time.monotonic()
+            return bool(super().received(data))
+
+    options = waitress_options(threads)
+    server = waitress.create_server(app, host=host, port=port, **options)  # type: ignore[attr-defined]
+    server.channel_class = Channel
+    plain_maintenance = server.maintenance
+
+    def maintenance(self: Any, now: float) -> None:
+        plain_maintenance(now)
+        cutoff = time.monotonic() - HEADER_TIMEOUT
+        for channel in list(self.active_channels.values()):
+            if getattr(channel, "request", None) is not None and not channel.requests \
+                    and getattr(channel, "request_started", 0.0) < cutoff:
+                channel.will_close = True  # a request still not read whole: slowloris
+
+    server.maintenance = types.MethodType(maintenance, server)
+    return server

@@ -19,15 +19,9 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+command -v dash >/dev/null 2>&1 || missing+=(dash)  # the install one-liner's tests: the strictest common sh
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt=(); else apt=(sudo); fi
   "${apt[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${apt[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-# The install one-liner's tests run the script with dash, the strictest common POSIX sh.
-if ! command -v dash >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then apt=(); else apt=(sudo); fi
-  "${apt[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" apt-get install -y -qq dash >/dev/null
 fi

@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from . import gocmd
 from .failures import BuildError, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
-from .packages import main_packages, package_name, uses_cgo
+from .packages import Package, Target, main_packages, scan
 from .spec import BuildSpec, Record, sum_from_digest
 from .store import Failure, Result, Store, digest_file
 from .toolchains import Toolchain, Toolchains
@@ -170,12 +170,14 @@ class Builder:
             raise _download_error(module, version, info.get("Error") or output)
         return Path(info["Dir"])
 
-    def main_packages(self, module: str, version: str) -> list[str]:
-        """The main package dirs of module@version, read from its source with the newest toolchain."""
-        toolchain = self.toolchains.get(self.toolchains.latest())
+    def main_packages(self, module: str, version: str, goos: str = "linux", goarch: str = "amd64") -> list[str]:
+        """The dirs of module@version that are commands for goos/goarch, as the newest toolchain sees them."""
+        goversion = self.toolchains.latest()
+        toolchain = self.toolchains.get(goversion)
         with gocmd.command_home(self.paths, "listpkgs") as home:
             try:
-                return main_packages(self.download_module(toolchain, home, module, version))
+                moddir = self.download_module(toolchain, home, module, version)
+                return main_packages(moddir, Target.of(goos, goarch, goversion))
             except _Unbuildable as e:
                 raise UserError(f"{module}@{version} cannot be built ({e.reason}): {_last_line(e.output)}") from e
 
@@ -193,7 +195,7 @@ class Builder:
             if is_temporary(e.output):
                 raise TemporaryFailure(f"build failed, temporary: {_last_line(e.output)}") from e
             reason = classify(e.output)
-            if reason == "build constraint excludes all go files" and uses_cgo(moddir / spec.dir.lstrip("/")):
+            if reason == "build constraint excludes all go files" and _target_package(spec, moddir).cgo_names:
                 reason = "cgo"
             raise self._store_failure(spec, reason, str(e), e.output) from e
         bindir = home / "go" / "bin"
@@ -266,12 +268,17 @@ def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
 
 def check_main_package(spec: BuildSpec, moddir: Path) -> None:
     """Refuse to build what would not give a binary: a missing or non-main package."""
-    name = package_name(moddir / spec.dir.lstrip("/"))
-    if name is None:
+    pkg = _target_package(spec, moddir)
+    if not pkg.has_go:
         raise NotFound(f"package {spec.package} does not exist in {spec.module}@{spec.version}")
-    if name != "main":
-        raise UserError(f"package main does not exist, building would not result in executable binary "
-                        f"(package {name})")
+    if pkg.names and not pkg.is_command:  # no names at all: let go say why (constraints, cgo)
+        raise UserError(f"package main does not exist for {spec.goos}/{spec.goarch}, building would not result "
+                        f"in executable binary (package {', '.join(sorted(pkg.names))})")
+
+
+def _target_package(spec: BuildSpec, moddir: Path) -> Package:
+    """The package in spec's directory as go/build sees it for spec's target and Go version."""
+    return scan(moddir / spec.dir.lstrip("/"), Target.of(spec.goos, spec.goarch, spec.goversion))
 
 
 def _parse_download_json(output: str) -> dict[str, str]:

@@ -42,6 +42,12 @@ def add_modules(proxy: ModuleProxy) -> None:
         "main.go": MAIN.format("r")})
     proxy.add("example.com/cgo", "v1.0.0", {"go.mod": GOMOD.format("example.com/cgo"),
                                            "main.go": 'package main\n\n// int f() { return 1; }\nimport "C"\n\nfunc main() { println(C.f()) }\n'})
+    # go-sqlite3's shape: v2 tags from before modules, and a main package behind a build tag.
+    proxy.add("example.com/sqlite", "v1.14.0", {"go.mod": GOMOD.format("example.com/sqlite"), "main.go": MAIN.format("s"),
+                                               "upgrade/upgrade.go": "// +build upgrade\n\n" + MAIN.format("u")})
+    proxy.add("example.com/sqlite", "v2.0.3+incompatible", {"main.go": MAIN.format("old")})
+    proxy.add("example.com/linuxtool", "v1.0.0", {"go.mod": GOMOD.format("example.com/linuxtool"),
+                                                 "cmd/a/main_linux.go": MAIN.format("a"), "cmd/b/main.go": MAIN.format("b")})
     proxy.add("example.com/newgo", "v1.0.0", {"go.mod": "module example.com/newgo\n\ngo 1.99\n",
                                              "main.go": MAIN.format("future")})
 
@@ -187,6 +193,20 @@ def test_module_page_with_one_command_redirects(client: FlaskClient) -> None:
     assert r.status_code == 307 and r.headers["Location"] == "/example.com/hello"
     r = client.get("/example.com/hello@v1.0.0", headers={"User-Agent": "curl/8"})
     assert r.headers["Location"] == f"/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/"
+
+
+def test_module_page_follows_go_latest_and_build_constraints(client: FlaskClient) -> None:
+    r = client.get("/example.com/sqlite", headers={"User-Agent": "curl/8"})
+    assert r.status_code == 307, r.get_data(as_text=True)  # upgrade/ is no command: one command left
+    assert r.headers["Location"] == f"/example.com/sqlite@v1.14.0/linux-amd64-{GOVERSION}/"
+
+
+def test_commands_are_listed_for_the_guessed_target(client: FlaskClient) -> None:
+    r = client.get("/example.com/linuxtool", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"})
+    assert r.status_code == 307  # cmd/a is linux only
+    assert r.headers["Location"] == f"/example.com/linuxtool@v1.0.0/cmd/b/windows-amd64-{GOVERSION}/"
+    page = client.get("/example.com/linuxtool", headers={"User-Agent": "curl/8"}).get_data(as_text=True)
+    assert "/cmd/a/linux-amd64-" in page and "/cmd/b/linux-amd64-" in page
 
 
 def test_latest_versions_resolve_by_redirect(client: FlaskClient) -> None:

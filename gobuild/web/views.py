@@ -92,10 +92,10 @@ def short_url(module: str, version: str) -> str | BaseResponse:
 
 def _package_choice(module: str, version: str) -> str | BaseResponse:
     s = svc()
-    pkgs = s.builder.main_packages(module, version)
-    if not pkgs:
-        raise HTTPProblem(422, f"no main packages in module {module}@{version}")
     goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
+    pkgs = s.builder.main_packages(module, version, goos, goarch)
+    if not pkgs:
+        raise HTTPProblem(422, f"no main packages in module {module}@{version} for {goos}/{goarch}")
     goversion = s.toolchains.latest()
     specs = [BuildSpec(module, version, d, goos, goarch, goversion) for d in pkgs]
     if len(specs) == 1:

@@ -23,12 +23,14 @@ from filelock import FileLock
 from . import gocmd
 from .failures import BuildError, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
 from .packages import Package, Target, main_packages, scan
-from .spec import BuildSpec, Record, sum_from_digest
+from .spec import BuildSpec, GoVersion, Record, sum_from_digest
 from .store import Failure, Result, Store, digest_file
 from .toolchains import Toolchain, Toolchains
 from .verify import Mismatch, Verification, Verifier
 
 log = logging.getLogger(__name__)
+
+MIN_GO_MINOR = 16  # the first Go whose `go install` takes pkg@version
 
 @dataclass(frozen=True)
 class BuildSettings:
@@ -139,6 +141,9 @@ class Builder:
 
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Download, check and compile spec with its toolchain; store the result as a candidate."""
+        if GoVersion.parse(spec.goversion).minor < MIN_GO_MINOR:
+            raise UserError(f"{spec.goversion} cannot build a command at a module version "
+                            f"(`go install pkg@version` needs go1.{MIN_GO_MINOR} or newer)")
         toolchain = self.toolchains.get(spec.goversion)
         self.toolchains.check_target(spec.goversion, spec.goos, spec.goarch)
         with gocmd.command_home(self.paths, "build") as home:
@@ -462,6 +467,7 @@ class Coordinator:
             with open(job.log_path, "w+b") as out:
                 job.result = self.builder.build(job.spec, out, job.chain, lambda: self._release(job))
         except BuildError as e:
+            log.warning("build of %s failed (%s): %s", job.spec, e.code, e)
             job.error = e
         except Exception as e:  # a bug or I/O error: answer 500, keep the server alive
             log.exception("build of %s crashed", job.spec)

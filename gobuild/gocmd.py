@@ -18,6 +18,10 @@ from .durable import write_atomic
 from .spec import GoVersion, SpecError
 
 
+# Tools old go commands run: go1.20 and older (cmd/dist) call `uname -m`. Nothing else of the server's PATH.
+SYSTEM_PATH = "/usr/bin:/bin"
+
+
 class GoCommandError(Exception):
     """A go command exited non-zero; carries its exit code and combined output."""
 
@@ -67,6 +71,7 @@ def environment(
     """The complete environment of a go command: nothing is inherited from the server."""
     env = {
         "GOPROXY": goproxy,
+        "PATH": SYSTEM_PATH,
         "CGO_ENABLED": "0",
         "GO111MODULE": "on",
         "GOTOOLCHAIN": goversion,

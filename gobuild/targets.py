@@ -34,8 +34,12 @@ class DistListError(ValueError):
     """Output of `go tool dist list -json` that is not a list of ports."""
 
 
-def parse_dist_list(data: str | bytes) -> list[Target]:
-    """The targets in `go tool dist list -json` output: first-class ports first, each group in go's order."""
+def parse_dist_list(data: str | bytes) -> tuple[list[Target], frozenset[Target]]:
+    """The targets in `go tool dist list -json [-broken]` output and the broken ones among them.
+
+    Order: first-class ports, the others, then broken ones, each group in go's order. A port
+    marked broken still builds with `go install` (the original offers it), so it is a target.
+    """
     try:
         ports = json.loads(data)
     except ValueError as e:
@@ -44,12 +48,11 @@ def parse_dist_list(data: str | bytes) -> list[Target]:
         raise DistListError("go tool dist list -json: not a list")
     first: list[Target] = []
     rest: list[Target] = []
+    broken: list[Target] = []
     for port in ports:
         target = _port_target(port)
-        if port.get("Broken"):
-            continue  # only listed with -broken; never build for a port its toolchain calls broken
-        (first if port.get("FirstClass") else rest).append(target)
-    return first + rest
+        (broken if port.get("Broken") else first if port.get("FirstClass") else rest).append(target)
+    return first + rest + broken, frozenset(broken)
 
 
 _WORD = re.compile(r"[a-z0-9]+")

@@ -30,6 +30,7 @@ from . import dirhash, goproxy, module, toolchainzip
 from .config import Config, ConfigError
 from .durable import fsync_dir
 from .failures import BuildError, TemporaryFailure, UserError
+from .gocmd import SYSTEM_PATH
 from .spec import GoVersion, SpecError
 from .sumdb import SumDB, SumDBConfigError, configured_gosumdb, parse_gosumdb
 from .targets import DistListError, Target, Targets, parse_dist_list
@@ -103,7 +104,8 @@ def read_goversion(goroot: Path, home: Path | None = None) -> str:
 
 def _go_env(home: Path) -> dict[str, str]:
     """The environment of the go commands run here: only the toolchain itself, a home, no go env file."""
-    return {"GOTOOLCHAIN": "local", "HOME": str(home), "GOENV": "off", "GOFLAGS": "", "GOTELEMETRY": "off"}
+    return {"GOTOOLCHAIN": "local", "HOME": str(home), "GOENV": "off", "GOFLAGS": "", "GOTELEMETRY": "off",
+            "PATH": SYSTEM_PATH}
 
 
 @contextlib.contextmanager
@@ -330,7 +332,7 @@ class Toolchains:
         self.home = sdk_dir / ".gohome"  # HOME of the go commands run here (not a version: a dot dir)
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
-        self._target_cache: dict[str, list[Target]] = {}
+        self._target_cache: dict[str, tuple[list[Target], frozenset[Target]]] = {}  # targets, broken ones
         self._sdks: dict[str, Toolchain] = {}
         for goversion, goroot in (configured or discover_local()).items():
             actual = read_goversion(Path(goroot), self.home)
@@ -563,18 +565,24 @@ class Toolchains:
     # --- targets ----------------------------------------------------------------------------
 
     def targets_for(self, goversion: str) -> list[Target]:
-        """The GOOS/GOARCH pairs goversion supports (`go tool dist list -json`), first-class ports first."""
+        """The GOOS/GOARCH pairs goversion can build (`go tool dist list -json -broken`), first-class first."""
         name = self.resolve(goversion)
         with self._lock:
             cached = self._target_cache.get(name)
         if cached is not None:
-            return list(cached)
-        found = _dist_list(self.get(name), self.home)
+            return list(cached[0])
+        found, broken = _dist_list(self.get(name), self.home)
         with self._lock:
-            self._target_cache[name] = found
+            self._target_cache[name] = (found, broken)
         if self.targets is not None:
             self.targets.learn(found)
         return list(found)
+
+    def broken_targets(self, goversion: str) -> frozenset[Target]:
+        """The ports goversion's own list calls broken, if its targets were listed already (never installs)."""
+        with self._lock:
+            cached = self._target_cache.get(goversion)
+        return cached[1] if cached is not None else frozenset()
 
     def check_target(self, goversion: str, goos: str, goarch: str) -> None:
         """Raise UnsupportedTarget (422) unless goversion can build for goos/goarch."""
@@ -585,20 +593,26 @@ class Toolchains:
                                     f"(it supports {len(supported)} targets, e.g. {first})")
 
 
-def _dist_list(sdk: Toolchain, home: Path) -> list[Target]:
-    """Run `go tool dist list -json` of an SDK and parse it."""
-    with _go_home(home) as gohome:
-        try:
-            out = subprocess.run([str(sdk.go), "tool", "dist", "list", "-json"], capture_output=True,
-                                 text=True, timeout=300, env=_go_env(gohome), cwd=gohome)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list: {e}") from e
+def _dist_list(sdk: Toolchain, home: Path) -> tuple[list[Target], frozenset[Target]]:
+    """Run `go tool dist list -json -broken` of an SDK (without -broken before go1.21, which lacks it)."""
+    out = _run_dist_list(sdk, home, "-broken")
+    if out.returncode != 0 and "flag provided but not defined: -broken" in out.stderr:
+        out = _run_dist_list(sdk, home)
     if out.returncode != 0:
         raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list failed: {out.stderr.strip()[:300]}")
     try:
         return parse_dist_list(out.stdout)
     except DistListError as e:
         raise ToolchainRejected(f"Go toolchain {sdk.goversion}: {e}") from e
+
+
+def _run_dist_list(sdk: Toolchain, home: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    with _go_home(home) as gohome:
+        try:
+            return subprocess.run([str(sdk.go), "tool", "dist", "list", "-json", *flags], capture_output=True,
+                                  text=True, timeout=300, env=_go_env(gohome), cwd=gohome)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list: {e}") from e
 
 
 def _report_progress(goversion: str, directory: Path, stop: threading.Event, started: float) -> None:

@@ -6,6 +6,8 @@ import io
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from gobuild.builds import Builder, BuildSettings
 from gobuild.spec import BuildSpec, Record
 from gobuild.store import Result, Store
@@ -57,3 +59,22 @@ def test_reproduce_command_is_the_build_environment() -> None:
         "GO111MODULE=on GOPROXY=http://proxy CGO_ENABLED=0 GOOS=windows GOARCH=arm64 GOTOOLCHAIN=go1.25.3 "
         "GO19CONCURRENTCOMPILATION=0 go install -trimpath -ldflags='-buildid= -s' -- example.com/x/cmd/y@v1.0.0")
     assert "GO19CONCURRENTCOMPILATION" not in reproduce_command(SPEC, "http://proxy")
+
+
+def test_go_commands_find_uname_and_nothing_of_the_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from gobuild import gocmd
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # the server's PATH must not leak in
+    env = gocmd.environment(gocmd.GoPaths(tmp_path, tmp_path), tmp_path, "go1.20.14", "off")
+    assert shutil.which("uname", path=env["PATH"]) is not None  # go1.20's cmd/dist runs `uname -m`
+    assert str(tmp_path) not in env["PATH"].split(":")
+
+
+def test_go_older_than_1_16_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from gobuild.failures import UserError
+
+    builder, _, _, _ = setup(tmp_path)
+    with pytest.raises(UserError, match=r"go install pkg@version. needs go1.16"):
+        builder.build(SPEC.with_(goversion="go1.15.15"), io.BytesIO())

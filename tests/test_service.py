@@ -236,6 +236,17 @@ def test_v2_module_binary_is_named_like_go_install_names_it(client: FlaskClient,
     assert r.status_code == 301 and r.headers["Location"].endswith(spec.download_filename())
 
 
+def test_broken_port_builds_and_is_marked(app: Flask, client: FlaskClient, proxy: ModuleProxy,
+                                          direct_cache: Path) -> None:
+    # freebsd/riscv64 is marked broken in go1.26's `go tool dist list -broken`, yet go install builds it.
+    app.extensions["gobuild"].toolchains.targets_for(GOVERSION)
+    check_build(client, proxy, direct_cache, spec_of(f"example.com/hello@v1.0.0/freebsd-riscv64-{GOVERSION}/"))
+    page = client.get(f"/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/").get_data(as_text=True)
+    link = page.index(f"/example.com/hello@v1.0.0/freebsd-riscv64-{GOVERSION}/")
+    assert "broken" in page[link:link + 400]
+    assert "unsupported" not in page  # the installed Go builds: it is offered like the supported ones
+
+
 def test_module_path_with_upper_case(client: FlaskClient, proxy: ModuleProxy, direct_cache: Path) -> None:
     check_build(client, proxy, direct_cache, spec_of(f"example.com/MixedCase/Tool@v1.0.0/linux-amd64-{GOVERSION}/"))
 
@@ -259,7 +270,7 @@ def test_cross_compiled_windows_arm64(client: FlaskClient, proxy: ModuleProxy, d
     ("example.com/newgo", "requires newer go version"),
 ])
 def test_build_failures_are_classified_stored_and_retried(client: FlaskClient, app: Flask, module: str,
-                                                          reason: str) -> None:
+                                                          reason: str, caplog: pytest.LogCaptureFixture) -> None:
     spec = spec_of(f"{module}@v1.0.0/linux-amd64-{GOVERSION}/")
     r = client.get(spec.link() + spec.download_filename())
     assert r.status_code == 422, r.get_data(as_text=True)
@@ -272,6 +283,7 @@ def test_build_failures_are_classified_stored_and_retried(client: FlaskClient, a
     r = client.post(spec.link() + "retry")
     assert r.status_code == 303 and r.headers["Location"] == spec.link()
     assert store.failure(spec) is None
+    assert any(f"build of {spec} failed" in m and reason in m for m in caplog.messages), caplog.messages
     r = client.get(spec.link() + "record")  # builds again, fails again, stored again
     assert r.status_code == 422 and store.failure(spec).reason == reason
 
@@ -287,13 +299,16 @@ def test_unknown_goversion_is_unprocessable(client: FlaskClient) -> None:
     assert r.status_code == 422 and "go1.99.0" in r.get_data(as_text=True)
 
 
-def test_proxy_failure_is_service_unavailable(client: FlaskClient, proxy: ModuleProxy) -> None:
+def test_proxy_failure_is_service_unavailable(client: FlaskClient, proxy: ModuleProxy,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     proxy.fail("/example.com/hello/", 500)
     try:
         r = client.get(f"/example.com/hello@v1.0.1/linux-amd64-{GOVERSION}/hello-v1.0.1-{GOVERSION}")
         assert r.status_code == 503, r.get_data(as_text=True)
         r = client.get("/example.com/hello")
         assert r.status_code == 503
+        # The operator sees why in the server log.
+        assert any("answered 503" in m and "500 Internal Server Error" in m for m in caplog.messages), caplog.messages
     finally:
         proxy.fail("/example.com/hello/", 0)
 

@@ -51,6 +51,8 @@ def error_response(e: Exception) -> Response:
         message = e.description or ""
     else:
         message = str(e)
+    if status >= 500 and message != "internal server error":  # proxy, toolchain, peers: log the cause
+        log.warning("%s %s answered %d: %s", request.method, request.path, status, message)
     line = f"{status} - {HTTPStatus(status).phrase} - {message}"
     if request.accept_mimetypes.accept_html and "text/html" in request.headers.get("Accept", ""):
         resp = Response(render_template("error.html", status=status, line=line), status,

@@ -17,7 +17,6 @@ from typing import BinaryIO
 from .durable import write_atomic
 from .spec import GoVersion, SpecError
 
-
 # Tools old go commands run: go1.20 and older (cmd/dist) call `uname -m`. Nothing else of the server's PATH.
 SYSTEM_PATH = "/usr/bin:/bin"
 

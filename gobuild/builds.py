@@ -21,7 +21,17 @@ from typing import BinaryIO, Protocol
 from filelock import FileLock
 
 from . import gocmd
-from .failures import BuildError, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
+from .failures import (
+    UNCLASSIFIED,
+    BuildError,
+    NotFound,
+    PermanentFailure,
+    TemporaryFailure,
+    UserError,
+    classify,
+    failure_message,
+    is_temporary,
+)
 from .packages import Package, Target, main_packages, scan
 from .spec import BuildSpec, GoVersion, Record, sum_from_digest
 from .store import Failure, Result, Store, digest_file
@@ -210,11 +220,9 @@ class Builder:
         raise TemporaryFailure(f"go install succeeded but wrote no {spec.exec_name}")
 
     def _store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
-        message = f"build failed ({reason}): {error}"
+        message = failure_message(reason, output, error)
         logblob = self.store.put_blob(f"{error}\n\n{output}".encode())
         self.store.put_failure(Failure(str(spec), reason, message, logblob, _now()))
-        if reason == "unknown":
-            log.error("build of %s failed for an unknown reason", spec)
         return PermanentFailure(reason, message)
 
     def _store(self, spec: BuildSpec, binary: Path, out: BinaryIO) -> Result:
@@ -308,7 +316,7 @@ class _Unbuildable(Exception):
 def _download_error(module: str, version: str, text: str) -> Exception:
     """Tell a module or version that does not exist from a proxy that failed."""
     text = text.strip()
-    if (reason := classify(text)) != "unknown":
+    if (reason := classify(text)) != UNCLASSIFIED:
         return _Unbuildable(reason, text)
     if is_temporary(text):
         return TemporaryFailure(f"downloading {module}@{version}: {_last_line(text)}")

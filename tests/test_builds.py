@@ -78,3 +78,21 @@ def test_go_older_than_1_16_is_refused_with_the_reason(tmp_path: Path) -> None:
     builder, _, _, _ = setup(tmp_path)
     with pytest.raises(UserError, match=r"go install pkg@version. needs go1.16"):
         builder.build(SPEC.with_(goversion="go1.15.15"), io.BytesIO())
+
+
+def test_cause_is_gos_last_words_not_its_trace() -> None:
+    from gobuild.failures import UNCLASSIFIED, cause, classify, failure_message
+
+    output = "\n".join([
+        "WORK=/tmp/go-build1", "example.com/x", "mkdir -p $WORK/b001/",
+        "cat >/tmp/go-build1/b001/importcfg << 'EOF' # internal", "# import config",
+        "packagefile fmt=/tmp/go-build1/b002/_pkg_.a", "EOF",
+        "/usr/local/go/pkg/tool/linux_amd64/compile -o $WORK/b001/_pkg_.a -p main ./main.go",
+        "go tool buildid -w $WORK/b001/_pkg_.a # internal", "# example.com/x",
+        "example.com/x@v1.0.0/main.go:4:4: syntax error: unexpected newline, expected expression", ""])
+    assert classify(output) == UNCLASSIFIED
+    assert cause(output) == ("# example.com/x | "
+                             "example.com/x@v1.0.0/main.go:4:4: syntax error: unexpected newline, expected expression")
+    assert failure_message(UNCLASSIFIED, output, "exit status 1").startswith("build failed: # example.com/x | ")
+    assert failure_message("cgo", "", "exit status 1") == "build failed (cgo): exit status 1"
+    assert cause("only/trace\n$WORK/x\n") == "only/trace | $WORK/x"  # nothing else: the last lines anyway

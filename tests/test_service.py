@@ -48,6 +48,8 @@ def add_modules(proxy: ModuleProxy) -> None:
     proxy.add("example.com/sqlite", "v2.0.3+incompatible", {"main.go": MAIN.format("old")})
     proxy.add("example.com/linuxtool", "v1.0.0", {"go.mod": GOMOD.format("example.com/linuxtool"),
                                                  "cmd/a/main_linux.go": MAIN.format("a"), "cmd/b/main.go": MAIN.format("b")})
+    proxy.add("example.com/broken", "v1.0.0", {"go.mod": GOMOD.format("example.com/broken"),
+                                              "main.go": "package main\n\nfunc main() {\n\tx :=\n}\n"})
     proxy.add("example.com/newgo", "v1.0.0", {"go.mod": "module example.com/newgo\n\ngo 1.99\n",
                                              "main.go": MAIN.format("future")})
 
@@ -286,6 +288,16 @@ def test_build_failures_are_classified_stored_and_retried(client: FlaskClient, a
     assert any(f"build of {spec} failed" in m and reason in m for m in caplog.messages), caplog.messages
     r = client.get(spec.link() + "record")  # builds again, fails again, stored again
     assert r.status_code == 422 and store.failure(spec).reason == reason
+
+
+def test_unclassified_failure_shows_gos_words_and_the_page(client: FlaskClient) -> None:
+    spec = spec_of(f"example.com/broken@v1.0.0/linux-amd64-{GOVERSION}/")
+    for attempt in ("build", "stored"):
+        text = client.get(spec.link() + spec.download_filename()).get_data(as_text=True)
+        assert "syntax error" in text and "unknown" not in text, (attempt, text)
+        assert f"details and log: http://localhost{spec.link()}" in text, (attempt, text)
+    page = client.get(spec.link(), headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "syntax error" in page and "(unknown)" not in page
 
 
 def test_unknown_version_is_not_found(client: FlaskClient) -> None:

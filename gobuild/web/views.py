@@ -128,7 +128,10 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
     if page == "start":  # the Start button: opening the page itself never builds (crawlers)
         s.coordinator.start(spec)
         return _redirect(spec.link(), 303)
-    result = s.coordinator.built(spec, build_wait_seconds())
+    try:
+        result = s.coordinator.built(spec, build_wait_seconds())
+    except PermanentFailure as e:
+        raise _naming_page(spec, e) from None
     if page == "retry":  # POST retry of something never built: it is built now, show it
         return _redirect(spec.result_link(result.sum), 303)
     return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
@@ -148,7 +151,12 @@ def failed_page(spec: BuildSpec, page: str, failure) -> str | Response | BaseRes
         return live.redirect_fragment(None)
     if page == "start":
         return _redirect(spec.link(), 303)
-    raise PermanentFailure(failure.reason, f"build failed, see index page for details: {failure.error}")
+    raise _naming_page(spec, PermanentFailure(failure.reason, failure.error))
+
+
+def _naming_page(spec: BuildSpec, e: PermanentFailure) -> PermanentFailure:
+    """The failure, pointing at the build page with its log (plain-text clients get no link otherwise)."""
+    return PermanentFailure(e.reason, f"{e}; details and log: {request.host_url.rstrip('/')}{spec.link()}")
 
 
 def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | BaseResponse:

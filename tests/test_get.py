@@ -519,7 +519,8 @@ def test_end_to_end_against_real_server(tmp_path: Path, server_cache: Path) -> N
         proxy.add("example.com/lib", "v1.0.0", {"go.mod": "module example.com/lib\n", "lib.go": "package lib\n"})
         for arg, extra, reason in [("example.com/replaced@v1.0.0", [], "go.mod has replace directives"),
                                    ("example.com/lib@v1.0.0", [], "package main does not exist"),
-                                   ("example.com/hello@v1.0.0", ["-goversion", "go1.99.0", "-download=false"], "go1.99.0")]:
+                                   ("example.com/hello@v1.0.0", ["-goversion", "go1.99.0", "-download=false"],
+                                    "go1.99.0")]:
             failed = run_get(work, *flags, *extra, arg)
             assert failed.returncode == 1 and reason in failed.stderr, failed.stderr
 

@@ -43,11 +43,13 @@ def add_modules(proxy: ModuleProxy) -> None:
     proxy.add("example.com/cgo", "v1.0.0", {"go.mod": GOMOD.format("example.com/cgo"),
                                            "main.go": 'package main\n\n// int f() { return 1; }\nimport "C"\n\nfunc main() { println(C.f()) }\n'})
     # go-sqlite3's shape: v2 tags from before modules, and a main package behind a build tag.
-    proxy.add("example.com/sqlite", "v1.14.0", {"go.mod": GOMOD.format("example.com/sqlite"), "main.go": MAIN.format("s"),
+    proxy.add("example.com/sqlite", "v1.14.0", {"go.mod": GOMOD.format("example.com/sqlite"),
+                                               "main.go": MAIN.format("s"),
                                                "upgrade/upgrade.go": "// +build upgrade\n\n" + MAIN.format("u")})
     proxy.add("example.com/sqlite", "v2.0.3+incompatible", {"main.go": MAIN.format("old")})
     proxy.add("example.com/linuxtool", "v1.0.0", {"go.mod": GOMOD.format("example.com/linuxtool"),
-                                                 "cmd/a/main_linux.go": MAIN.format("a"), "cmd/b/main.go": MAIN.format("b")})
+                                                 "cmd/a/main_linux.go": MAIN.format("a"),
+                                                 "cmd/b/main.go": MAIN.format("b")})
     proxy.add("example.com/broken", "v1.0.0", {"go.mod": GOMOD.format("example.com/broken"),
                                               "main.go": "package main\n\nfunc main() {\n\tx :=\n}\n"})
     proxy.add("example.com/newgo", "v1.0.0", {"go.mod": "module example.com/newgo\n\ngo 1.99\n",

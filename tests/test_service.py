@@ -213,6 +213,17 @@ def test_commands_are_listed_for_the_guessed_target(client: FlaskClient) -> None
     assert "/cmd/a/linux-amd64-" in page and "/cmd/b/linux-amd64-" in page
 
 
+def test_package_path_goes_to_the_module_that_holds_it(client: FlaskClient) -> None:
+    for path in ("/example.com/multi/cmd/alpha", "/example.com/multi/cmd/alpha@v0.3.0"):
+        r = client.get(path, headers={"User-Agent": "curl/8"})
+        assert r.status_code == 307, (path, r.get_data(as_text=True))
+        assert r.headers["Location"] == f"/example.com/multi@v0.3.0/cmd/alpha/linux-amd64-{GOVERSION}/"
+    r = client.get("/example.com/multi/internal/gen")
+    assert r.status_code == 422 and "not a command" in r.get_data(as_text=True)
+    assert client.get("/example.com/multi/nope/deeper").status_code == 422  # the module exists, the package not
+    assert client.get("/example.org/nothing/here").status_code == 404
+
+
 def test_latest_versions_resolve_by_redirect(client: FlaskClient) -> None:
     r = client.get("/example.com/hello@latest/linux-amd64-latest/dl")
     assert r.status_code == 307

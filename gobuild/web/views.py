@@ -7,7 +7,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import reproduce_command
 from ..failures import PermanentFailure
-from ..spec import BuildSpec, Record
+from ..goproxy import NotFound as ProxyNotFound
+from ..module import InvalidPath, check_path, is_valid_path
+from ..spec import BuildSpec, Record, SpecError
 from ..store import Failure
 from . import files, live, pages, urls
 from .errors import HTTPProblem
@@ -42,9 +44,12 @@ def home() -> str | BaseResponse:
         m = m.removeprefix("https://").removeprefix("http://").strip("/")
         return _redirect("/" + m)
     s = svc()
-    return render_template("home.html", recent=s.recent_builds(), goversion=_latest_or_none(),
+    recent = s.recent_builds()
+    example = _example_spec(recent[0][0] if recent else None)
+    return render_template("home.html", recent=recent, goversion=_latest_or_none(),
                            goproxy=s.builder.settings.goproxy, verifier_key=s.tlog.verifier_key,
-                           get_example=s.get_command(_example_spec(), None, request.host),
+                           example_url=example.link() + example.download_filename(), example_name=example.exec_name,
+                           get_example=s.get_command(example, None, request.host),
                            verifiers=list(s.verifier.status.items()) if s.verifier else [],
                            building=s.config.build, notes=pages.instance_notes())
 
@@ -80,14 +85,41 @@ def module_page(module: str, trailing_slash: bool) -> str | BaseResponse:
     """List the main packages at the latest version; redirect when there is just one."""
     if trailing_slash:
         return _redirect("/" + module)
-    version = svc().proxy.resolve(module, "latest")
-    return _package_choice(module, version)
+    return short_url(module, "latest")
 
 
 def short_url(module: str, version: str) -> str | BaseResponse:
     """/<mod>@<version>: resolve the version and go to the build page of its command."""
-    resolved = svc().proxy.resolve(module, version)
+    try:
+        resolved = svc().proxy.resolve(module, version)
+    except ProxyNotFound:
+        if (found := _package_in_module(module, version)) is not None:
+            return found
+        raise
     return _package_choice(module, resolved)
+
+
+def _package_in_module(path: str, version: str) -> BaseResponse | None:
+    """A package path given for a module: the build page of that package in the module that holds it.
+
+    Like `go get`, the module is the longest prefix of the path that the proxy knows; None if none.
+    """
+    s = svc()
+    parts = path.split("/")
+    for n in range(len(parts) - 1, 0, -1):
+        prefix = "/".join(parts[:n])
+        if not is_valid_path(prefix):
+            continue
+        try:
+            resolved = s.proxy.resolve(prefix, version)
+        except ProxyNotFound:
+            continue
+        dir_ = "/" + "/".join(parts[n:])
+        goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
+        if dir_ not in s.builder.main_packages(prefix, resolved, goos, goarch):
+            raise HTTPProblem(422, f"package {path} of module {prefix}@{resolved} is not a command for {goos}/{goarch}")
+        return _redirect(BuildSpec(prefix, resolved, dir_, goos, goarch, s.toolchains.latest()).link())
+    return None
 
 
 def _package_choice(module: str, version: str) -> str | BaseResponse:
@@ -244,8 +276,24 @@ def _no_store(body: str, status: int = 200) -> Response:
     return resp
 
 
-def _example_spec() -> BuildSpec:
-    return BuildSpec("example.com/hello", "latest", "/", "linux", "amd64", "latest")
+DEFAULT_EXAMPLE = "golang.org/x/example/hello"
+
+
+def _example_spec(newest: BuildSpec | None) -> BuildSpec:
+    """The command the home page's examples use: configured, else the newest build, else a known one.
+
+    Examples must exist on the configured proxy, so a fixed module of our own test proxy will not do.
+    """
+    configured = svc().config.example
+    if configured or newest is None:
+        module, _, rest = (configured or DEFAULT_EXAMPLE).partition("@")
+        dir_ = "/" + rest.partition("/")[2] if rest else "/"
+        try:
+            check_path(module)
+            return BuildSpec(module, "latest", dir_.rstrip("/") or "/", "linux", "amd64", "latest")
+        except (InvalidPath, SpecError):
+            return BuildSpec(DEFAULT_EXAMPLE, "latest", "/", "linux", "amd64", "latest")
+    return newest.with_(version="latest", goversion="latest", stripped=False)
 
 
 def _latest_or_none() -> str | None:

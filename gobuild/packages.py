@@ -18,7 +18,9 @@ from pathlib import Path
 from .spec import GoVersion, SpecError
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_IMPORT_C = re.compile(r'^import\s+(?:_\s+)?"C"|^import\s*\((?:[^)]*\n)*?\s*"C"\s*$', re.MULTILINE)
+_IMPORT_C = re.compile(r'^import\s+"C"', re.MULTILINE)
+_IMPORT_BLOCK = re.compile(r"^import\s*\(([^)]*)\)", re.MULTILINE)
+_C_LINE = re.compile(r'^\s*"C"\s*(?://.*)?$', re.MULTILINE)
 _EXPR_TOKEN = re.compile(r"\s*(\|\||&&|!|\(|\)|[A-Za-z0-9_.]+)")
 
 # internal/syslist: what a file-name suffix may name, and which systems the `unix` tag covers.
@@ -227,7 +229,7 @@ def package_clause(source: str) -> str | None:
 def _imports_c(source: str) -> bool:
     """Whether a Go file imports "C" (imports come before the first declaration)."""
     head = re.split(r"^(?:func|type|var|const)\b", source, maxsplit=1, flags=re.MULTILINE)[0]
-    return _IMPORT_C.search(head) is not None
+    return _IMPORT_C.search(head) is not None or any(_C_LINE.search(b) for b in _IMPORT_BLOCK.findall(head))
 
 
 @dataclass

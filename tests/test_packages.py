@@ -50,6 +50,7 @@ FILES: dict[str, str] = {
     "mixed/main.go": MAIN,
     "mixed/z.go": "package zz\n",
     "badexpr/main.go": "//go:build linux &&\n\n" + MAIN,
+    "cgoblock/main.go": 'package main\n\nimport (\n\t"C" // cgo\n\t"fmt"\n)\n\nfunc main() { fmt.Println(C.int(1)) }\n',
 }
 TARGETS = [("linux", "amd64"), ("windows", "amd64"), ("android", "arm64"), ("darwin", "arm64"), ("plan9", "386")]
 
@@ -108,6 +109,16 @@ def test_two_go_build_lines_are_an_error() -> None:
 ])
 def test_file_name_suffixes(name: str, want: bool) -> None:
     assert name_allows(name, Target("linux", "amd64")) is want
+
+
+def test_long_import_block_is_read_in_linear_time(tmp_path: pathlib.Path) -> None:
+    import time
+
+    block = '\tx "example.com/x"\n' * 5000  # and no closing parenthesis
+    (tmp_path / "main.go").write_text("package main\n\nimport (\n" + block + "\nfunc main() {}\n")
+    started = time.monotonic()
+    assert main_packages(tmp_path, Target()) == ["/"]
+    assert time.monotonic() - started < 2  # a backtracking regex took minutes here
 
 
 def test_android_and_ios_imply_linux_and_darwin() -> None:

@@ -284,7 +284,7 @@ def check_main_package(spec: BuildSpec, moddir: Path) -> None:
     pkg = _target_package(spec, moddir)
     if not pkg.has_go:
         raise NotFound(f"package {spec.package} does not exist in {spec.module}@{spec.version}")
-    if pkg.names and not pkg.is_command:  # no names at all: let go say why (constraints, cgo)
+    if pkg.names and not pkg.is_command and not pkg.invalid:  # else let go say why (constraints, cgo)
         raise UserError(f"package main does not exist for {spec.goos}/{spec.goarch}, building would not result "
                         f"in executable binary (package {', '.join(sorted(pkg.names))})")
 

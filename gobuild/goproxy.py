@@ -232,7 +232,7 @@ class GoProxyClient:
             raise module.InvalidVersion(f"{module_path}@{version}: {e}") from None
         if query is None:
             module.escape_version(version)  # refuse a bad revision before asking anyone
-            return self._try(f"{module_path}@{version}", lambda base: self._info_at(base, module_path, prefix, version))
+            return self._try(f"{module_path}@{version}", lambda base: self._stat_at(base, module_path, prefix, version))
         return self._try(f"{module_path}@{version}",
                          lambda base: self._query_at(base, module_path, prefix, version, query))
 
@@ -338,6 +338,16 @@ class GoProxyClient:
                 self._mods.pop(next(iter(self._mods)))
             self._mods[key] = data
         return data
+
+    def _stat_at(self, base: str, module_path: str, prefix: str, revision: str) -> VersionInfo:
+        """A revision by name; v1.2.3+meta falls back to v1.2.3, which semver calls the same (queryProxy)."""
+        try:
+            return self._info_at(base, module_path, prefix, revision)
+        except _ProxyNotFound:
+            canonical = module.canonical_version(revision)
+            if not canonical or canonical == revision:
+                raise
+            return self._info_at(base, module_path, prefix, canonical)
 
     def _info_at(self, base: str, module_path: str, prefix: str, version: str) -> VersionInfo:
         """One proxy's @v/<version>.info, checked like proxyRepo.Stat."""

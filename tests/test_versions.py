@@ -60,7 +60,7 @@ CASES: dict[str, tuple[dict[str, str | None], dict[str, str]]] = {
     # a retraction in an older go.mod does not count: only the latest version's go.mod does.
     "only the latest go.mod retracts": (
         {"v1.0.0": GOMOD + 'retract "v1.0.0"\n', "v1.1.0": GOMOD + "retract v1.0.0\n", "v1.2.0": GOMOD},
-        {"latest": "v1.2.0", "<v1.2.0": "v1.1.0", "<v1.1.0": "v1.0.0"}),
+        {"latest": "v1.2.0", "<v1.2.0": "v1.1.0", "<v1.1.0": "v1.0.0", "v1.1.0+build.5": "v1.1.0"}),
     # retraction of the newest compatible version: +incompatible still skipped by the next go.mod.
     "retraction with incompatible history": (
         {"v1.0.0": GOMOD, "v1.1.0": GOMOD + "retract v1.1.0\n", "v2.0.0+incompatible": None},

@@ -289,4 +289,4 @@ def main_packages(module_dir: Path, target: Target) -> list[str]:
         if scan(here, target).is_command:
             rel = here.relative_to(module_dir).as_posix()
             found.append("/" if rel == "." else "/" + rel)
-    return found
+    return sorted(found)  # by path, as go list orders them ("a-b/x" before "a/x")

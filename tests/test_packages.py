@@ -17,6 +17,8 @@ FILES: dict[str, str] = {
     "go.mod": "module example.com/m\n\ngo 1.22\n",
     "lib.go": "package m\n",
     "cmd/plain/main.go": MAIN,
+    "pair/x/main.go": MAIN,  # go orders pair-b/x before pair/x (by path, '-' < '/')
+    "pair-b/x/main.go": MAIN,
     "upgrade/upgrade.go": "// +build upgrade\n\n" + MAIN,  # go-sqlite3's upgrade/
     "upgrade2/upgrade.go": "//go:build upgrade\n\n" + MAIN,
     "gen/gen.go": "//go:build ignore\n\n" + MAIN,
@@ -66,8 +68,8 @@ def module_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 def test_linux_amd64_commands(module_dir: pathlib.Path) -> None:
     assert main_packages(module_dir, Target("linux", "amd64", 26)) == [
-        "/afterpackage", "/cgomixed", "/cmd/plain", "/docs", "/dotname", "/linuxonly", "/noblank", "/pastgo",
-        "/plusor", "/suffixonly", "/unixtag"]
+        "/afterpackage", "/cgomixed", "/cmd/plain", "/docs", "/dotname", "/linuxonly", "/noblank", "/pair-b/x",
+        "/pair/x", "/pastgo", "/plusor", "/suffixonly", "/unixtag"]
 
 
 @pytest.mark.parametrize("goos,goarch", TARGETS)

@@ -256,7 +256,8 @@ def test_broken_port_builds_and_is_marked(app: Flask, client: FlaskClient, proxy
     # freebsd/riscv64 is marked broken in go1.26's `go tool dist list -broken`, yet go install builds it.
     app.extensions["gobuild"].toolchains.targets_for(GOVERSION)
     check_build(client, proxy, direct_cache, spec_of(f"example.com/hello@v1.0.0/freebsd-riscv64-{GOVERSION}/"))
-    page = client.get(f"/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/").get_data(as_text=True)
+    r = client.get(f"/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/", follow_redirects=True)  # built: result page
+    page = r.get_data(as_text=True)
     link = page.index(f"/example.com/hello@v1.0.0/freebsd-riscv64-{GOVERSION}/")
     assert "broken" in page[link:link + 400]
     assert "unsupported" not in page  # the installed Go builds: it is offered like the supported ones

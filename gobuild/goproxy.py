@@ -11,6 +11,7 @@ version skipped unless asked for by name.
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import os
 import pathlib
@@ -259,26 +260,28 @@ class GoProxyClient:
     def _query_at(self, base: str, module_path: str, prefix: str, text: str, query: _Query) -> VersionInfo:
         """Answer a query against one proxy, skipping retracted versions (modload.queryProxy)."""
         listing = self._get_text(base, f"{prefix}/@v/list")
-        retracted = self._retractions_at(base, module_path, prefix, listing)
-        found = self._select_at(base, module_path, prefix, listing, query,
-                                lambda v: not gomod.is_retracted(v, retracted))
-        if found is None:
-            raise _ProxyNotFound(f"no matching versions for query {text!r} (from {base})")
-        return found
+        untagged = functools.cache(lambda: self._untagged_latest_at(base, module_path, prefix, listing))
+        retracted = self._retractions_at(base, module_path, listing, untagged)
 
-    def _select_at(self, base: str, module_path: str, prefix: str, listing: str, query: _Query,
-                   allowed: Callable[[str], bool]) -> VersionInfo | None:
-        """The listed version the query prefers, else (for latest) the proxy's @latest; None if none fits."""
+        def allowed(v: str) -> bool:
+            return not gomod.is_retracted(v, retracted)
+
+        if best := self._pick_at(base, module_path, listing, query, allowed):
+            return self._info_at(base, module_path, prefix, best)
+        latest = untagged() if query.may_use_latest else None
+        if latest is None or not allowed(latest.version):
+            raise _ProxyNotFound(f"no matching versions for query {text!r} (from {base})")
+        return latest
+
+    def _pick_at(self, base: str, module_path: str, listing: str, query: _Query,
+                 allowed: Callable[[str], bool]) -> str:
+        """The listed version the query prefers: a release, else a pre-release; "" if none fits."""
         listed = [v for v in _tagged_versions(listing) if v.startswith(query.prefix) and _is_exact(module_path, v)]
         releases, prereleases = self._filter_at(base, module_path, listed, query, allowed)
         for versions in (releases, prereleases):
             if versions:
-                best = versions[0] if query.prefer_lower else versions[-1]
-                return self._info_at(base, module_path, prefix, best)
-        if not query.may_use_latest:
-            return None
-        latest = self._untagged_latest_at(base, module_path, prefix, listing)
-        return latest if latest is not None and allowed(latest.version) else None
+                return versions[0] if query.prefer_lower else versions[-1]
+        return ""
 
     def _filter_at(self, base: str, module_path: str, versions: builtins.list[str], query: _Query,
                    allowed: Callable[[str], bool]) -> tuple[builtins.list[str], builtins.list[str]]:
@@ -312,17 +315,20 @@ class GoProxyClient:
         newest = _newest_untagged(listing)
         return self._info_at(base, module_path, prefix, newest) if newest else None
 
-    def _retractions_at(self, base: str, module_path: str, prefix: str, listing: str) -> builtins.list[tuple[str, str]]:
+    def _retractions_at(self, base: str, module_path: str, listing: str,
+                        untagged: Callable[[], VersionInfo | None]) -> builtins.list[tuple[str, str]]:
         """What the go.mod of the latest version, retracted or not, retracts (modload.CheckRetractions).
 
         As in go, a latest version that cannot be found or a go.mod that does not parse
         retracts nothing; a failing proxy is still a failure.
         """
         try:
-            latest = self._select_at(base, module_path, prefix, listing, _LATEST, lambda v: True)
-            if latest is None or not _is_exact(module_path, latest.version):
+            latest = self._pick_at(base, module_path, listing, _LATEST, lambda v: True)
+            if not latest and (info := untagged()) is not None:
+                latest = info.version
+            if not _is_exact(module_path, latest):
                 return []
-            return gomod.retractions(self._mod_at(base, module_path, latest.version))
+            return gomod.retractions(self._mod_at(base, module_path, latest))
         except _ProxyNotFound:
             return []
 

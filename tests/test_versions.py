@@ -100,6 +100,19 @@ def test_go_mod_fetched_once(modproxy: ModuleProxy) -> None:  # noqa: F811
     assert modproxy.requests.count(f"/{M}/@v/v1.0.0.mod") == 1  # .mod of a version never changes
 
 
+def test_latest_costs_three_requests(modproxy: ModuleProxy) -> None:  # noqa: F811
+    _add(modproxy, {"v1.0.0": GOMOD, "v1.1.0": GOMOD})
+    assert GoProxyClient(modproxy.url, timeout=5).resolve(M, "latest") == "v1.1.0"
+    assert modproxy.requests == [f"/{M}/@v/list", f"/{M}/@v/v1.1.0.mod", f"/{M}/@v/v1.1.0.info"]
+
+
+def test_pseudo_version_only_module_asks_latest_once(modproxy: ModuleProxy) -> None:  # noqa: F811
+    pseudo = "v0.0.0-20240102030405-abcdefabcdef"
+    _add(modproxy, {pseudo: GOMOD})
+    assert GoProxyClient(modproxy.url, timeout=5).resolve(M, "latest") == pseudo
+    assert modproxy.requests == [f"/{M}/@v/list", f"/{M}/@latest", f"/{M}/@v/{pseudo}.mod"]
+
+
 @pytest.mark.parametrize("query", ["<=v1.2", ">v1", "<vx", ">=1.0.0"])
 def test_bad_range_refused_before_any_request(modproxy: ModuleProxy, query: str) -> None:  # noqa: F811
     with pytest.raises(module.InvalidVersion, match="semantic version"):

@@ -244,6 +244,7 @@ def test_sums_equal_direct_go_install(server, env: dict[str, str],  # type: igno
             gos = direct_sum(spec, env["GOPROXY"], cache)
         except subprocess.CalledProcessError as e:
             gos = f"error: {(e.stderr.decode(errors='replace').strip().splitlines() or ['?'])[-1][:100]}"
-        rows.append((str(spec), ours, gos, ours == gos or _both_fail(ours, gos), EXPLAINED.get(("sum", mod + dir_), "")))
+        same = ours == gos or _both_fail(ours, gos)
+        rows.append((str(spec), ours, gos, same, EXPLAINED.get(("sum", mod + dir_), "")))
     _report("sums: ours and a direct `go install -trimpath -ldflags=-buildid=` (linux/amd64)", rows)
     assert len(rows) >= 8

@@ -285,6 +285,7 @@ def test_home_page(client: FlaskClient, app: Flask, built: tuple[BuildSpec, str]
 @pytest.mark.parametrize("example, want", [
     ("", "golang.org/x/example/hello@latest/linux-amd64-latest/hello-latest-latest"),
     ("golang.org/x/tools@latest/cmd/stringer", "golang.org/x/tools@latest/cmd/stringer/linux-amd64-latest/stringer-"),
+    ("golang.org/x/tools@v0.30.0/cmd/stringer", "golang.org/x/tools@v0.30.0/cmd/stringer/linux-amd64-latest/stringer-"),
     ("not a path", "golang.org/x/example/hello@latest/"),
 ])
 def test_home_page_example_without_builds(tmp_path: Path, example: str, want: str) -> None:

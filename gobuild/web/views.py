@@ -287,10 +287,10 @@ def _example_spec(newest: BuildSpec | None) -> BuildSpec:
     configured = svc().config.example
     if configured or newest is None:
         module, _, rest = (configured or DEFAULT_EXAMPLE).partition("@")
-        dir_ = "/" + rest.partition("/")[2] if rest else "/"
+        version, _, dir_ = rest.partition("/")
         try:
             check_path(module)
-            return BuildSpec(module, "latest", dir_.rstrip("/") or "/", "linux", "amd64", "latest")
+            return BuildSpec(module, version or "latest", ("/" + dir_).rstrip("/") or "/", "linux", "amd64", "latest")
         except (InvalidPath, SpecError):
             return BuildSpec(DEFAULT_EXAMPLE, "latest", "/", "linux", "amd64", "latest")
     return newest.with_(version="latest", goversion="latest", stripped=False)

@@ -41,6 +41,8 @@ from .verify import Mismatch, Verification, Verifier
 log = logging.getLogger(__name__)
 
 MIN_GO_MINOR = 16  # the first Go whose `go install` takes pkg@version
+COMMANDS_CACHE_SIZE = 1024  # module versions whose command lists are kept
+
 
 @dataclass(frozen=True)
 class BuildSettings:
@@ -84,6 +86,8 @@ class Builder:
         self.compile = compile  # False: verify-only mode, binaries come from the verifiers
         self.locks = store.root / "locks"
         self.locks.mkdir(exist_ok=True)
+        self._commands: dict[tuple[str, ...], tuple[str, ...]] = {}  # module page answers, without a go run
+        self._commands_lock = threading.Lock()
         if not compile and not (verifier and verifier.peers):
             raise ValueError("an instance that does not build needs verifiers")
 
@@ -188,13 +192,22 @@ class Builder:
     def main_packages(self, module: str, version: str, goos: str = "linux", goarch: str = "amd64") -> list[str]:
         """The dirs of module@version that are commands for goos/goarch, as the newest toolchain sees them."""
         goversion = self.toolchains.latest()
+        key = (module, version, goos, goarch, goversion)
+        with self._commands_lock:
+            if (known := self._commands.get(key)) is not None:  # a module version never changes
+                return list(known)
         toolchain = self.toolchains.get(goversion)
         with gocmd.command_home(self.paths, "listpkgs") as home:
             try:
                 moddir = self.download_module(toolchain, home, module, version)
-                return main_packages(moddir, Target.of(goos, goarch, goversion))
+                found = main_packages(moddir, Target.of(goos, goarch, goversion))
             except _Unbuildable as e:
                 raise UserError(f"{module}@{version} cannot be built ({e.reason}): {_last_line(e.output)}") from e
+        with self._commands_lock:
+            if len(self._commands) >= COMMANDS_CACHE_SIZE:
+                self._commands.pop(next(iter(self._commands)))
+            self._commands[key] = tuple(found)
+        return found
 
     def _compile(self, spec: BuildSpec, toolchain: Toolchain, home: Path, moddir: Path, out: BinaryIO) -> Path:
         """Run go install; return the path of the binary it wrote."""

@@ -205,6 +205,17 @@ def test_module_page_follows_go_latest_and_build_constraints(client: FlaskClient
     assert r.headers["Location"] == f"/example.com/sqlite@v1.14.0/linux-amd64-{GOVERSION}/"
 
 
+def test_module_page_runs_go_once_per_version(client: FlaskClient, app: Flask,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    builder = app.extensions["gobuild"].builder
+    calls: list[str] = []
+    real = builder.download_module
+    monkeypatch.setattr(builder, "download_module", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    for _ in range(3):
+        assert client.get("/example.com/tool/v2", headers={"User-Agent": "curl/8"}).status_code == 307
+    assert calls == ["example.com/tool/v2"]
+
+
 def test_commands_are_listed_for_the_guessed_target(client: FlaskClient) -> None:
     r = client.get("/example.com/linuxtool", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"})
     assert r.status_code == 307  # cmd/a is linux only

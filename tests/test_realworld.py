@@ -138,6 +138,9 @@ def _table(title: str, rows: list[tuple[str, str, str, bool, str]]) -> str:
 
 def _report(title: str, rows: list[tuple[str, str, str, bool, str]]) -> None:
     text = _table(title, rows)
+    for base in _go_env("GOPROXY").replace("|", ",").split(","):
+        if "://" in base:  # errors quote the proxy: name it by its setting instead
+            text = text.replace(base.rstrip("/"), "$GOPROXY")
     print("\n" + text)
     if out := os.environ.get("REALWORLD_RESULTS"):  # collect every table into one file
         with open(out, "a") as f:

@@ -46,7 +46,8 @@ class Config:
     instance_notes_file: str = _help("file whose text the home page shows as notes about this instance", default="")
     example: str = _help(
         "the command the home page's examples use, as module[@version/dir], "
-        "e.g. golang.org/x/tools@latest/cmd/stringer; default: the newest build in the log, else golang.org/x/example/hello", default="")
+        "e.g. golang.org/x/tools@latest/cmd/stringer; "
+        "default: the newest build in the log, else golang.org/x/example/hello", default="")
     goversion_oldest: str = _help("refuse Go versions older than this, e.g. go1.21", default="")
     goversion_stop: str = _help("refuse this Go version and newer, e.g. go1.28 (also for 'latest')", default="")
     signer_key_file: str = _help(

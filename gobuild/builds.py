@@ -24,16 +24,31 @@ from filelock import FileLock
 
 from . import gocmd
 from .durable import process_alive
-from .failures import BuildError, Busy, NotFound, PermanentFailure, TemporaryFailure, UserError, classify, is_temporary
+from .failures import (
+    UNCLASSIFIED,
+    BuildError,
+    Busy,
+    NotFound,
+    PermanentFailure,
+    TemporaryFailure,
+    UserError,
+    classify,
+    failure_message,
+    is_temporary,
+)
 from .goproxy import redacted
-from .packages import main_packages, package_name, uses_cgo
-from .spec import BuildSpec, Record, sum_from_digest
+from .packages import Package, Target, main_packages, scan
+from .spec import BuildSpec, GoVersion, Record, sum_from_digest
 from .store import Failure, Result, Store, digest_file
 from .targets import Targets
 from .toolchains import Toolchain, Toolchains
 from .verify import Mismatch, Verification, Verifier
 
 log = logging.getLogger(__name__)
+
+MIN_GO_MINOR = 16  # the first Go whose `go install` takes pkg@version
+COMMANDS_CACHE_SIZE = 1024  # module versions whose command lists are kept
+
 
 @dataclass(frozen=True)
 class BuildSettings:
@@ -85,6 +100,8 @@ class Builder:
         self.targets = targets  # learns how often each target is built
         self.locks = store.root / "locks"
         self.locks.mkdir(exist_ok=True)
+        self._commands: dict[tuple[str, ...], tuple[str, ...]] = {}  # module page answers, without a go run
+        self._commands_lock = threading.Lock()
         if not compile and not (verifier and verifier.peers):
             raise ValueError("an instance that does not build needs verifiers")
 
@@ -154,6 +171,9 @@ class Builder:
 
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Download, check and compile spec with its toolchain; store the result as a candidate."""
+        if GoVersion.parse(spec.goversion).minor < MIN_GO_MINOR:
+            raise UserError(f"{spec.goversion} cannot build a command at a module version "
+                            f"(`go install pkg@version` needs go1.{MIN_GO_MINOR} or newer)")
         toolchain = self.toolchains.get(spec.goversion)
         self.toolchains.check_target(spec.goversion, spec.goos, spec.goarch)
         with gocmd.command_home(self.paths, "build") as home:
@@ -184,14 +204,25 @@ class Builder:
             raise _download_error(module, version, info.get("Error") or output)
         return self.go.host_path(info["Dir"], home)
 
-    def main_packages(self, module: str, version: str) -> list[str]:
-        """The main package dirs of module@version, read from its source with the newest toolchain."""
-        toolchain = self.toolchains.get(self.toolchains.latest())
+    def main_packages(self, module: str, version: str, goos: str = "linux", goarch: str = "amd64") -> list[str]:
+        """The dirs of module@version that are commands for goos/goarch, as the newest toolchain sees them."""
+        goversion = self.toolchains.latest()
+        key = (module, version, goos, goarch, goversion)
+        with self._commands_lock:
+            if (known := self._commands.get(key)) is not None:  # a module version never changes
+                return list(known)
+        toolchain = self.toolchains.get(goversion)
         with gocmd.command_home(self.paths, "listpkgs") as home:
             try:
-                return main_packages(self.download_module(toolchain, home, module, version))
+                moddir = self.download_module(toolchain, home, module, version)
+                found = main_packages(moddir, Target.of(goos, goarch, goversion))
             except _Unbuildable as e:
                 raise UserError(f"{module}@{version} cannot be built ({e.reason}): {_last_line(e.output)}") from e
+        with self._commands_lock:
+            if len(self._commands) >= COMMANDS_CACHE_SIZE:
+                self._commands.pop(next(iter(self._commands)))
+            self._commands[key] = tuple(found)
+        return found
 
     def _compile(self, spec: BuildSpec, toolchain: Toolchain, home: Path, moddir: Path, out: BinaryIO) -> Path:
         """Run go install; return the path of the binary it wrote."""
@@ -215,7 +246,7 @@ class Builder:
             if is_temporary(e.output) or _out_of_resources(e):
                 raise TemporaryFailure(f"build failed, temporary: {_last_line(e.output)}") from e
             reason = classify(e.output)
-            if reason == "build constraint excludes all go files" and uses_cgo(moddir / spec.dir.lstrip("/")):
+            if reason == "build constraint excludes all go files" and _target_package(spec, moddir).cgo_names:
                 reason = "cgo"
             raise self._store_failure(spec, reason, str(e), e.output) from e
         bindir = home / "go" / "bin"
@@ -225,11 +256,9 @@ class Builder:
         raise TemporaryFailure(f"go install succeeded but wrote no {spec.exec_name}")
 
     def _store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
-        message = f"build failed ({reason}): {error}"
+        message = failure_message(reason, output, error)
         logblob = self.store.put_blob(f"{error}\n\n{output}".encode())
         self.store.put_failure(Failure(str(spec), reason, message, logblob, _now()))
-        if reason == "unknown":
-            log.error("build of %s failed for an unknown reason", spec)
         return PermanentFailure(reason, message)
 
     def _store(self, spec: BuildSpec, binary: Path, out: BinaryIO) -> Result:
@@ -288,12 +317,17 @@ def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
 
 def check_main_package(spec: BuildSpec, moddir: Path) -> None:
     """Refuse to build what would not give a binary: a missing or non-main package."""
-    name = package_name(moddir / spec.dir.lstrip("/"))
-    if name is None:
+    pkg = _target_package(spec, moddir)
+    if not pkg.has_go:
         raise NotFound(f"package {spec.package} does not exist in {spec.module}@{spec.version}")
-    if name != "main":
-        raise UserError(f"package main does not exist, building would not result in executable binary "
-                        f"(package {name})")
+    if pkg.names and not pkg.is_command and not pkg.invalid:  # else let go say why (constraints, cgo)
+        raise UserError(f"package main does not exist for {spec.goos}/{spec.goarch}, building would not result "
+                        f"in executable binary (package {', '.join(sorted(pkg.names))})")
+
+
+def _target_package(spec: BuildSpec, moddir: Path) -> Package:
+    """The package in spec's directory as go/build sees it for spec's target and Go version."""
+    return scan(moddir / spec.dir.lstrip("/"), Target.of(spec.goos, spec.goarch, spec.goversion))
 
 
 def _parse_download_json(output: str) -> dict[str, str]:
@@ -324,7 +358,7 @@ _INVALID_ZIP = ("zip: not a valid zip file", "multiple entries for file", "modul
 def _download_error(module: str, version: str, text: str) -> Exception:
     """Tell a module or version that does not exist from a proxy that failed."""
     text = text.strip()
-    if (reason := classify(text)) != "unknown":
+    if (reason := classify(text)) != UNCLASSIFIED:
         return _Unbuildable(reason, text)
     if any(s in text for s in _INVALID_ZIP):
         return _Unbuildable("invalid module zip", text)
@@ -494,6 +528,7 @@ class Coordinator:
             with open(job.log_path, "w+b") as out:
                 job.result = self.builder.build(job.spec, out, job.chain, lambda: self._release(job))
         except BuildError as e:
+            log.warning("build of %s failed (%s): %s", job.spec, e.code, e)
             job.error = e
         except OSError as e:
             if e.errno not in _RESOURCE_ERRNOS:

@@ -45,6 +45,10 @@ class Config:
         "requests waiting at once for a build to finish (each holds a waitress thread); past it they get "
         "503 with Retry-After while the build goes on; 0 means 1/4 of threads, must stay below threads", default=0)
     instance_notes_file: str = _help("file whose text the home page shows as notes about this instance", default="")
+    example: str = _help(
+        "the command the home page's examples use, as module[@version/dir], "
+        "e.g. golang.org/x/tools@latest/cmd/stringer; "
+        "default: the newest build in the log, else golang.org/x/example/hello", default="")
     goversion_oldest: str = _help("refuse Go versions older than this, e.g. go1.21", default="")
     goversion_stop: str = _help("refuse this Go version and newer, e.g. go1.28 (also for 'latest')", default="")
     signer_key_file: str = _help(

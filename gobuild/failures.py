@@ -73,6 +73,7 @@ _REASONS: list[tuple[str, tuple[str, ...]]] = [
     ("unknown field in struct likely only available in newer stdlib", (": unknown field ",)),
     ("invalid link reference", ("link: ", ": invalid reference to ")),
 ]
+UNCLASSIFIED = "unclassified"  # the output says why, but not in a way listed above: show its last lines
 _SOURCE_LINE = re.compile(r"go/pkg/mod/.*\.go:[1-9][0-9]*:[1-9][0-9]*: ")
 
 # Output that means the network or the proxy failed, not the module: retry later, store nothing.
@@ -82,13 +83,32 @@ _TEMPORARY = ("dial tcp", "connection refused", "i/o timeout", "TLS handshake ti
 
 
 def classify(output: str) -> str:
-    """The reason a build failed, from the go command's output; "unknown" if none matches."""
+    """The reason a build failed, from the go command's output; UNCLASSIFIED if none matches."""
     for reason, needles in _REASONS:
         if all(n in output for n in needles):
             return reason
     if _SOURCE_LINE.search(output):
         return "error on go source line"
-    return "unknown"
+    return UNCLASSIFIED
+
+
+# What `go install -x -v` prints besides errors: commands, here-documents, package names.
+_TRACE = re.compile(r"^(?:mkdir|cd|cat|rm|mv|cp|echo|touch|chmod|ln|EOF\b|WORK=|packagefile |modinfo |"
+                    r"# import config|go tool |\$WORK|/|[A-Z0-9_]+=)|# internal$")
+
+
+def cause(output: str, count: int = 3) -> str:
+    """The last lines of go's output that say why it failed (not -x commands or -v package names)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    meaningful = [line for line in lines if " " in line and not _TRACE.search(line)]
+    text = " | ".join((meaningful or lines)[-count:])
+    return "".join(c if c.isprintable() else "?" for c in text)[:1000]
+
+
+def failure_message(reason: str, output: str, fallback: str) -> str:
+    """The one-line failure shown on pages and in plain-text answers: the reason and go's own words."""
+    detail = cause(output) or fallback
+    return f"build failed: {detail}" if reason == UNCLASSIFIED else f"build failed ({reason}): {detail}"
 
 
 def is_temporary(output: str) -> bool:

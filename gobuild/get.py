@@ -519,8 +519,7 @@ def lookup(client: tlogclient.Client, spec: BuildSpec) -> tuple[int, Record]:
         raise GetError(f"{e} (stored in {client.state_dir / 'config' / 'key'}; remove that file only if the "
                        f"server's key really changed)") from None
     except tlogclient.RemoteError as e:
-        hint = ": no such module, version or package, or it cannot be built" if e.status == 404 else ""
-        raise GetError(f"lookup {key}: {e}{hint}") from None
+        raise GetError(f"lookup {key}: {e}") from None  # the server's answer says why
     except tlogclient.ClientError as e:
         raise GetError(f"lookup {key}: {e}") from None
     try:

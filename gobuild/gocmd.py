@@ -29,6 +29,9 @@ from typing import BinaryIO
 from .durable import process_dir, remove_tree, write_atomic
 from .spec import GoVersion, SpecError
 
+# Tools old go commands run: go1.20 and older (cmd/dist) call `uname -m`. Nothing else of the server's PATH.
+SYSTEM_PATH = "/usr/bin:/bin"
+
 
 class GoCommandError(Exception):
     """A go command exited non-zero; carries its exit code and combined output."""
@@ -91,6 +94,7 @@ def go_environment(view: View, goversion: str | None, goproxy: str, extra: Seque
     """
     env = {
         "GOPROXY": goproxy,
+        "PATH": SYSTEM_PATH,
         "CGO_ENABLED": "0",
         "GO111MODULE": "on",
         "GOTOOLCHAIN": goversion or "local",

@@ -1,14 +1,18 @@
 """GOPROXY protocol client: list, latest, info, mod and zip from one or more module proxies.
 
 Follows the go command (cmd/go/internal/modfetch/proxy.go): the same GOPROXY list syntax,
-the same fall-through rules, the same URL escaping, and "latest" chosen the way
-`go list -m mod@latest` chooses it (except that retractions are not consulted).
+the same fall-through rules, the same URL escaping, and version queries ("latest", "v1.2",
+"<v1.3.0", ...) answered the way `go list -m mod@query` answers them (modload/query.go):
+releases before pre-releases before the proxy's @latest, +incompatible versions skipped when
+the newest compatible one has a go.mod, and versions retracted by the go.mod of the latest
+version skipped unless asked for by name.
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import json
 import os
 import pathlib
@@ -24,7 +28,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from gobuild import module
+from gobuild import gomod, module
 from gobuild.durable import fsync_dir
 
 # Limits from the go command (codehost.MaxZipFile, modfetch's MaxGoMod): anything larger is
@@ -32,6 +36,7 @@ from gobuild.durable import fsync_dir
 MAX_ZIP_BYTES = 500 << 20
 MAX_SMALL_BYTES = 16 << 20  # .mod, .info, list, @latest
 _CHUNK = 1 << 16
+_MOD_CACHE_SIZE = 512  # .mod files of exact versions never change: keep the recent ones
 
 T = TypeVar("T")
 
@@ -54,6 +59,49 @@ class VersionInfo:
 
     version: str
     time: str
+
+
+@dataclass(frozen=True)
+class _Query:
+    """modload's queryMatcher: which listed versions a query takes, and which one it prefers."""
+
+    prefix: str = ""
+    keep: Callable[[str], bool] = lambda v: True
+    prefer_lower: bool = False
+    prefer_incompatible: bool = False
+    may_use_latest: bool = False
+
+
+_LATEST = _Query(may_use_latest=True)
+
+
+def _parse_query(module_path: str, query: str) -> _Query | None:
+    """The matcher for a version query; None for a revision (exact version, branch, tag, commit).
+
+    ValueError for a query go refuses (an invalid or ambiguous version in a range).
+    """
+    if query == "latest":
+        return _LATEST
+    op = next((o for o in ("<=", ">=", "<", ">") if query.startswith(o)), "")
+    v = query[len(op):]
+    if not module.is_valid_semver(v):
+        if op:
+            raise ValueError(f"invalid semantic version {v!r} in range {query!r}")
+        return None
+    is_prefix = module.semver_canonical(v) + module.semver_build(v) != v  # "v1", "v1.2"
+    if op in ("<=", ">") and is_prefix:
+        raise ValueError(f"ambiguous semantic version {v!r} in range {query!r}")  # does <=v1.2 allow v1.2.3?
+    split = module.split_path_version(module_path)
+    foreign = not module.match_path_major(v, split[1] if split else "")
+    cmp = module.compare_semver
+    if op:
+        keep = {"<=": lambda w: cmp(w, v) <= 0, "<": lambda w: cmp(w, v) < 0,
+                ">=": lambda w: cmp(w, v) >= 0, ">": lambda w: cmp(w, v) > 0}[op]
+        return _Query(keep=keep, prefer_lower=op[0] == ">", prefer_incompatible=foreign)
+    if is_prefix:
+        # As go (golang.org/issue/31972): "v1.2" does not match pre-releases of v1.2.0.
+        return _Query(prefix=v + ".", keep=lambda w: cmp(w, v) >= 0, prefer_incompatible=foreign)
+    return None
 
 
 # ---------------------------------------------------------------------------- GOPROXY lists
@@ -153,6 +201,8 @@ class GoProxyClient:
         self._own_session = session is None
         self.session = session if session is not None else _deadline_session()
         self.user_agent = user_agent
+        self._mods: dict[tuple[str, str, str], bytes] = {}
+        self._mods_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the HTTP session if this client created it."""
@@ -173,17 +223,21 @@ class GoProxyClient:
         return self._try(module_path, lambda base: self._list_at(base, prefix))
 
     def latest(self, module_path: str) -> VersionInfo:
-        """The version `go` takes for "latest": highest release, else pre-release, else the proxy's @latest."""
-        prefix = module.escape_path(module_path)
-        return self._try(f"{module_path}@latest", lambda base: self._latest_at(base, module_path, prefix))
+        """The version `go list -m mod@latest` gives (see the module docstring)."""
+        return self.info(module_path, "latest")
 
     def info(self, module_path: str, version: str) -> VersionInfo:
-        """Version and time for a version or query ('latest', 'v1.2', a branch, a commit)."""
+        """Version and time for a version or query ('latest', 'v1.2', '<v1.3.0', a branch, a commit)."""
         prefix = module.escape_path(module_path)
-        if version == "latest":
-            return self.latest(module_path)
-        module.escape_version(version)  # refuse a bad query before asking anyone
-        return self._try(f"{module_path}@{version}", lambda base: self._query_at(base, module_path, prefix, version))
+        try:
+            query = _parse_query(module_path, version)
+        except ValueError as e:
+            raise module.InvalidVersion(f"{module_path}@{version}: {e}") from None
+        if query is None:
+            module.escape_version(version)  # refuse a bad revision before asking anyone
+            return self._try(f"{module_path}@{version}", lambda base: self._stat_at(base, module_path, prefix, version))
+        return self._try(f"{module_path}@{version}",
+                         lambda base: self._query_at(base, module_path, prefix, version, query))
 
     def resolve(self, module_path: str, version: str) -> str:
         """The canonical version for a version, a query or 'latest'."""
@@ -191,8 +245,8 @@ class GoProxyClient:
 
     def mod(self, module_path: str, version: str) -> bytes:
         """The go.mod file of a module version (canonical version required)."""
-        url_path = self._file_path(module_path, version, ".mod")
-        return self._try(f"{module_path}@{version}", lambda base: self._get_bytes(base, url_path))
+        self._file_path(module_path, version, ".mod")  # refuse a bad version before asking anyone
+        return self._try(f"{module_path}@{version}", lambda base: self._mod_at(base, module_path, version))
 
     def zip(self, module_path: str, version: str, dest: pathlib.Path) -> None:
         """Download the module zip to dest (streamed via a temp file beside it; atomic rename)."""
@@ -205,38 +259,103 @@ class GoProxyClient:
         """Versions from one proxy's @v/list."""
         return _tagged_versions(self._get_text(base, f"{prefix}/@v/list"))
 
-    def _latest_at(self, base: str, module_path: str, prefix: str) -> VersionInfo:
-        """Like modload's "latest" query, against one proxy."""
-        lines = self._get_text(base, f"{prefix}/@v/list")
-        best = _highest(_tagged_versions(lines), module_path)
-        if best:
+    def _query_at(self, base: str, module_path: str, prefix: str, text: str, query: _Query) -> VersionInfo:
+        """Answer a query against one proxy, skipping retracted versions (modload.queryProxy)."""
+        listing = self._get_text(base, f"{prefix}/@v/list")
+        untagged = functools.cache(lambda: self._untagged_latest_at(base, module_path, prefix, listing))
+        retracted = self._retractions_at(base, module_path, listing, untagged)
+
+        def allowed(v: str) -> bool:
+            return not gomod.is_retracted(v, retracted)
+
+        if best := self._pick_at(base, module_path, listing, query, allowed):
             return self._info_at(base, module_path, prefix, best)
+        latest = untagged() if query.may_use_latest else None
+        if latest is None or not allowed(latest.version):
+            raise _ProxyNotFound(f"no matching versions for query {text!r} (from {base})")
+        return latest
+
+    def _pick_at(self, base: str, module_path: str, listing: str, query: _Query,
+                 allowed: Callable[[str], bool]) -> str:
+        """The listed version the query prefers: a release, else a pre-release; "" if none fits."""
+        listed = [v for v in _tagged_versions(listing) if v.startswith(query.prefix) and _is_exact(module_path, v)]
+        releases, prereleases = self._filter_at(base, module_path, listed, query, allowed)
+        for versions in (releases, prereleases):
+            if versions:
+                return versions[0] if query.prefer_lower else versions[-1]
+        return ""
+
+    def _filter_at(self, base: str, module_path: str, versions: builtins.list[str], query: _Query,
+                   allowed: Callable[[str], bool]) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Releases and pre-releases the query allows (ascending), as modload's filterVersions.
+
+        +incompatible versions sort after all compatible ones; they count only if the newest
+        allowed compatible version has no go.mod of its own (golang.org/issue/34165).
+        """
+        releases: builtins.list[str] = []
+        prereleases: builtins.list[str] = []
+        need_incompatible, last_compatible = query.prefer_incompatible, ""
+        for v in versions:
+            if not query.keep(v) or not allowed(v):
+                continue
+            if not need_incompatible:
+                if not v.endswith("+incompatible"):
+                    last_compatible = v
+                elif last_compatible:
+                    if gomod.has_go_mod(module_path, self._mod_at(base, module_path, last_compatible)):
+                        break
+                    need_incompatible = True
+            (prereleases if module.semver_prerelease(v) else releases).append(v)
+        return releases, prereleases
+
+    def _untagged_latest_at(self, base: str, module_path: str, prefix: str, listing: str) -> VersionInfo | None:
+        """The proxy's @latest, else the newest pseudo-version it lists (proxyRepo.Latest)."""
         try:
             return self._parse_info(self._get_bytes(base, f"{prefix}/@latest"), base, None)
         except _ProxyNotFound:
             pass
-        # As proxyRepo.Latest: a proxy without @latest may still list pseudo-versions.
-        newest = _newest_untagged(lines)
-        if not newest:
-            raise _ProxyNotFound(f"no matching versions (from {base})")
-        return self._info_at(base, module_path, prefix, newest)
+        newest = _newest_untagged(listing)
+        return self._info_at(base, module_path, prefix, newest) if newest else None
 
-    def _query_at(self, base: str, module_path: str, prefix: str, query: str) -> VersionInfo:
-        """Resolve a version or query against one proxy."""
-        if module.is_valid_semver(query) and module.semver_canonical(query) + module.semver_build(query) != query:
-            # "v1" or "v1.2": go treats these as "highest v1.x.y / v1.2.y", not as a revision.
-            return self._prefix_query_at(base, module_path, prefix, query)
-        return self._info_at(base, module_path, prefix, query)
+    def _retractions_at(self, base: str, module_path: str, listing: str,
+                        untagged: Callable[[], VersionInfo | None]) -> builtins.list[tuple[str, str]]:
+        """What the go.mod of the latest version, retracted or not, retracts (modload.CheckRetractions).
 
-    def _prefix_query_at(self, base: str, module_path: str, prefix: str, query: str) -> VersionInfo:
-        """The highest listed release (else pre-release) starting with query + '.', not below query."""
-        listed = _tagged_versions(self._get_text(base, f"{prefix}/@v/list"))
-        # As go (golang.org/issue/31972): "v1.2" does not match pre-releases of v1.2.0.
-        versions = [v for v in listed if v.startswith(query + ".") and module.compare_semver(v, query) >= 0]
-        best = _highest(versions, module_path)
-        if not best:
-            raise _ProxyNotFound(f"no matching versions for query {query!r} (from {base})")
-        return self._info_at(base, module_path, prefix, best)
+        As in go, a latest version that cannot be found or a go.mod that does not parse
+        retracts nothing; a failing proxy is still a failure.
+        """
+        try:
+            latest = self._pick_at(base, module_path, listing, _LATEST, lambda v: True)
+            if not latest and (info := untagged()) is not None:
+                latest = info.version
+            if not _is_exact(module_path, latest):
+                return []
+            return gomod.retractions(self._mod_at(base, module_path, latest))
+        except _ProxyNotFound:
+            return []
+
+    def _mod_at(self, base: str, module_path: str, version: str) -> bytes:
+        """One proxy's .mod of an exact version, remembered: it never changes."""
+        key = (base, module_path, version)
+        with self._mods_lock:
+            if (data := self._mods.get(key)) is not None:
+                return data
+        data = self._get_bytes(base, self._file_path(module_path, version, ".mod"))
+        with self._mods_lock:
+            if len(self._mods) >= _MOD_CACHE_SIZE:
+                self._mods.pop(next(iter(self._mods)))
+            self._mods[key] = data
+        return data
+
+    def _stat_at(self, base: str, module_path: str, prefix: str, revision: str) -> VersionInfo:
+        """A revision by name; v1.2.3+meta falls back to v1.2.3, which semver calls the same (queryProxy)."""
+        try:
+            return self._info_at(base, module_path, prefix, revision)
+        except _ProxyNotFound:
+            canonical = module.canonical_version(revision)
+            if not canonical or canonical == revision:
+                raise
+            return self._info_at(base, module_path, prefix, canonical)
 
     def _info_at(self, base: str, module_path: str, prefix: str, version: str) -> VersionInfo:
         """One proxy's @v/<version>.info, checked like proxyRepo.Stat."""
@@ -398,14 +517,6 @@ def _tagged_versions(text: str) -> list[str]:
     """Versions from a @v/list body: first field per line, valid semver, not pseudo; sorted."""
     found = (line.split()[0] for line in text.split("\n") if line.split())
     return module.sort_versions(v for v in found if not module.is_pseudo_version(v))
-
-
-def _highest(versions: list[str], module_path: str) -> str:
-    """Highest release, else highest pre-release, among versions that fit the module path's major."""
-    fitting = [v for v in versions if _is_exact(module_path, v)]
-    releases = [v for v in fitting if not module.semver_prerelease(v)]
-    pick = releases or fitting
-    return pick[-1] if pick else ""
 
 
 def _newest_untagged(text: str) -> str:

@@ -32,19 +32,27 @@ DEFAULT_TARGETS: tuple[Target, ...] = tuple(
 # Without any history, start with what most people run rather than aix/ppc64 (REFERENCE 18.13).
 _SEED_POPULARITY = {("linux", "amd64"): 3, ("windows", "amd64"): 2, ("darwin", "arm64"): 2, ("linux", "arm64"): 1}
 
-_OS_ALIASES = {"darwin": ("darwin", "macos", "macintosh", "mac os x")}
+_OS_ALIASES = {"darwin": ("darwin", "macos", "macintosh", "mac os x"), "ios": ("iphone", "ipad", "ipod")}
 _ARCH_ALIASES = {
     "amd64": ("amd64", "x86_64", "x86-64", "x64; ", "win64", "wow64"),
     "386": ("386", "i686", "x86; ", "win32"),
+    "arm64": ("arm64", "aarch64", "armv8"),
+    "arm": ("armv7", "armv6", "armhf"),
 }
+# Phones name no architecture; nearly all of them are 64-bit ARM. Their User-Agents also say Linux or Mac OS X.
+_OS_DEFAULT_ARCH = {"android": "arm64", "ios": "arm64"}
 
 
 class DistListError(ValueError):
     """Output of `go tool dist list -json` that is not a list of ports."""
 
 
-def parse_dist_list(data: str | bytes) -> list[Target]:
-    """The targets in `go tool dist list -json` output: first-class ports first, each group in go's order."""
+def parse_dist_list(data: str | bytes) -> tuple[list[Target], frozenset[Target]]:
+    """The targets in `go tool dist list -json [-broken]` output and the broken ones among them.
+
+    Order: first-class ports, the others, then broken ones, each group in go's order. A port
+    marked broken still builds with `go install` (the original offers it), so it is a target.
+    """
     try:
         ports = json.loads(data)
     except ValueError as e:
@@ -53,12 +61,11 @@ def parse_dist_list(data: str | bytes) -> list[Target]:
         raise DistListError("go tool dist list -json: not a list")
     first: list[Target] = []
     rest: list[Target] = []
+    broken: list[Target] = []
     for port in ports:
         target = _port_target(port)
-        if port.get("Broken"):
-            continue  # only listed with -broken; never build for a port its toolchain calls broken
-        (first if port.get("FirstClass") else rest).append(target)
-    return first + rest
+        (broken if port.get("Broken") else first if port.get("FirstClass") else rest).append(target)
+    return first + rest + broken, frozenset(broken)
 
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -111,14 +118,21 @@ class Targets:
         return sorted(self._base, key=lambda t: -counts.get(t, 0))
 
     def guess(self, user_agent: str) -> Target:
-        """The target a User-Agent most likely runs, else the most popular one."""
+        """The target a User-Agent most likely runs, else the most popular one.
+
+        The most specific system named wins (an Android phone's User-Agent also says Linux),
+        then an architecture it names, else that system's usual one; ties go by popularity.
+        """
         ua = user_agent.lower()
         ordered = self.by_popularity()
-        best, best_score = ordered[0], ""
+        best, best_score = ordered[0], (0, 0)
         for goos, goarch in ordered:
-            m_os = any(a in ua for a in _OS_ALIASES.get(goos, (goos,)))
-            m_arch = any(a in ua for a in _ARCH_ALIASES.get(goarch, (goarch,)))
-            score = (goos if m_os else "") + (goarch if m_arch else "")
-            if len(score) > len(best_score):
-                best, best_score = (goos, goarch), score
+            named = any(a in ua for a in _OS_ALIASES.get(goos, (goos,)))
+            os_score = (2 if goos in _OS_DEFAULT_ARCH else 1) if named else 0
+            if any(a in ua for a in _ARCH_ALIASES.get(goarch, (goarch,))):
+                arch = 2
+            else:
+                arch = 1 if named and _OS_DEFAULT_ARCH.get(goos) == goarch else 0
+            if (os_score, arch) > best_score:
+                best, best_score = (goos, goarch), (os_score, arch)
         return best

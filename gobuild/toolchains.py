@@ -332,7 +332,7 @@ class Toolchains:
         self.home = sdk_dir / ".gohome"  # HOME of the go commands run here (not a version: a dot dir)
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
-        self._target_cache: dict[str, list[Target]] = {}
+        self._target_cache: dict[str, tuple[list[Target], frozenset[Target]]] = {}  # targets, broken ones
         self._sdks: dict[str, Toolchain] = {}
         for goversion, goroot in (configured or discover_local()).items():
             actual = read_goversion(Path(goroot), self.home, self.runner)
@@ -541,18 +541,24 @@ class Toolchains:
     # --- targets ----------------------------------------------------------------------------
 
     def targets_for(self, goversion: str) -> list[Target]:
-        """The GOOS/GOARCH pairs goversion supports (`go tool dist list -json`), first-class ports first."""
+        """The GOOS/GOARCH pairs goversion can build (`go tool dist list -json -broken`), first-class first."""
         name = self.resolve(goversion)
         with self._lock:
             cached = self._target_cache.get(name)
         if cached is not None:
-            return list(cached)
-        found = _dist_list(self.get(name), self.home, self.runner)
+            return list(cached[0])
+        found, broken = _dist_list(self.get(name), self.home, self.runner)
         with self._lock:
-            self._target_cache[name] = found
+            self._target_cache[name] = (found, broken)
         if self.targets is not None:
             self.targets.learn(found)
         return list(found)
+
+    def broken_targets(self, goversion: str) -> frozenset[Target]:
+        """The ports goversion's own list calls broken, if its targets were listed already (never installs)."""
+        with self._lock:
+            cached = self._target_cache.get(goversion)
+        return cached[1] if cached is not None else frozenset()
 
     def check_target(self, goversion: str, goos: str, goarch: str) -> None:
         """Raise UnsupportedTarget (422) unless goversion can build for goos/goarch."""
@@ -563,21 +569,33 @@ class Toolchains:
                                     f"(it supports {len(supported)} targets, e.g. {first})")
 
 
-def _dist_list(sdk: Toolchain, home: Path, runner: gocmd.GoRunner | None = None) -> list[Target]:
-    """Run `go tool dist list -json` of an SDK and parse it."""
-    runner = runner or gocmd.GoRunner(None)
-    with _go_home(home) as gohome:
+def _dist_list(sdk: Toolchain, home: Path, runner: gocmd.GoRunner) -> tuple[list[Target], frozenset[Target]]:
+    """Run `go tool dist list -json -broken` of an SDK (without -broken before go1.21, which lacks it)."""
+    try:
+        output = _run_dist_list(sdk, home, runner, "-broken")
+    except gocmd.GoCommandError as e:
+        if "flag provided but not defined: -broken" not in e.output:
+            raise _dist_list_failed(sdk, e) from e
         try:
-            output = runner.run(sdk.goroot, ["tool", "dist", "list", "-json"], gohome, 300)
-        except gocmd.GoCommandError as e:
-            raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list failed: "
-                                    f"{e.output.strip()[:300]}") from e
-        except OSError as e:
-            raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list: {e}") from e
+            output = _run_dist_list(sdk, home, runner)
+        except gocmd.GoCommandError as e2:
+            raise _dist_list_failed(sdk, e2) from e2
     try:
         return parse_dist_list(output)
     except DistListError as e:
         raise ToolchainRejected(f"Go toolchain {sdk.goversion}: {e}") from e
+
+
+def _run_dist_list(sdk: Toolchain, home: Path, runner: gocmd.GoRunner, *flags: str) -> str:
+    with _go_home(home) as gohome:
+        try:
+            return runner.run(sdk.goroot, ["tool", "dist", "list", "-json", *flags], gohome, 300)
+        except OSError as e:
+            raise ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list: {e}") from e
+
+
+def _dist_list_failed(sdk: Toolchain, e: gocmd.GoCommandError) -> ToolchainRejected:
+    return ToolchainRejected(f"Go toolchain {sdk.goversion}: go tool dist list failed: {e.output.strip()[:300]}")
 
 
 def _report_progress(goversion: str, directory: Path, stop: threading.Event, started: float) -> None:

@@ -83,15 +83,18 @@ class ModuleProxy:
     # ------------------------------------------------------------------ content
 
     def add(self, module_path: str, version: str, files: dict[str, str | bytes], time: str | None = None) -> None:
-        """Add a module version; files are relative to the module root and must include go.mod."""
+        """Add a module version; files are relative to the module root.
+
+        Without a go.mod among files, .mod answers what proxies synthesize for pre-module
+        versions (`module <path>`), as for +incompatible versions.
+        """
         module.check(module_path, version)
         if not module.is_canonical_version(version):
             raise ValueError(f"not a canonical version: {version}")
-        if "go.mod" not in files:
-            raise ValueError("files must include go.mod")
         data = {name: content.encode() if isinstance(content, str) else content for name, content in files.items()}
         info = json.dumps({"Version": version, "Time": time or DEFAULT_TIME}).encode()
-        stored = _Version(info=info, mod=data["go.mod"], zip=make_zip(module_path, version, data))
+        mod = data.get("go.mod", f"module {module_path}\n".encode())
+        stored = _Version(info=info, mod=mod, zip=make_zip(module_path, version, data))
         with self._lock:
             self._modules.setdefault(module_path, {})[version] = stored
 

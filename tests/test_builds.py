@@ -6,6 +6,8 @@ import io
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from gobuild.builds import Builder, BuildSettings
 from gobuild.services import build_services
 from gobuild.spec import BuildSpec, Record
@@ -86,3 +88,40 @@ def test_target_popularity_starts_from_the_log(tmp_path: Path, modproxy: ModuleP
     for version in ("v1.0.0", "v1.0.1", "v1.0.2", "v1.0.3"):  # one more than linux/amd64's seed
         log.append(Record(replace(SPEC, version=version, goos="plan9", goarch="386"), 6, SUM).pack())
     assert build_services(cfg).targets.by_popularity()[0] == ("plan9", "386")
+
+
+def test_go_commands_find_uname_and_nothing_of_the_server_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from gobuild import gocmd
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # the server's PATH must not leak in
+    env = gocmd.environment(gocmd.GoPaths(tmp_path, tmp_path), tmp_path, "go1.20.14", "off")
+    assert shutil.which("uname", path=env["PATH"]) is not None  # go1.20's cmd/dist runs `uname -m`
+    assert str(tmp_path) not in env["PATH"].split(":")
+
+
+def test_go_older_than_1_16_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from gobuild.failures import UserError
+
+    builder, _, _, _ = setup(tmp_path)
+    with pytest.raises(UserError, match=r"go install pkg@version. needs go1.16"):
+        builder.build(SPEC.with_(goversion="go1.15.15"), io.BytesIO())
+
+
+def test_cause_is_gos_last_words_not_its_trace() -> None:
+    from gobuild.failures import UNCLASSIFIED, cause, classify, failure_message
+
+    output = "\n".join([
+        "WORK=/tmp/go-build1", "example.com/x", "mkdir -p $WORK/b001/",
+        "cat >/tmp/go-build1/b001/importcfg << 'EOF' # internal", "# import config",
+        "packagefile fmt=/tmp/go-build1/b002/_pkg_.a", "EOF",
+        "/usr/local/go/pkg/tool/linux_amd64/compile -o $WORK/b001/_pkg_.a -p main ./main.go",
+        "go tool buildid -w $WORK/b001/_pkg_.a # internal", "# example.com/x",
+        "example.com/x@v1.0.0/main.go:4:4: syntax error: unexpected newline, expected expression", ""])
+    assert classify(output) == UNCLASSIFIED
+    assert cause(output) == ("# example.com/x | "
+                             "example.com/x@v1.0.0/main.go:4:4: syntax error: unexpected newline, expected expression")
+    assert failure_message(UNCLASSIFIED, output, "exit status 1").startswith("build failed: # example.com/x | ")
+    assert failure_message("cgo", "", "exit status 1") == "build failed (cgo): exit status 1"
+    assert cause("only/trace\n$WORK/x\n") == "only/trace | $WORK/x"  # nothing else: the last lines anyway

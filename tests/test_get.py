@@ -281,7 +281,7 @@ def test_destination_appearing_during_download_is_not_replaced(bindir: Path) -> 
 def test_lookup_not_found(srv: GetServer, bindir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert get(srv, bindir, "example.com/nothing@v1.0.0") == 1
     err = capsys.readouterr().err
-    assert "404" in err and "no such module" in err and err.count("\n") == 1
+    assert "404" in err and "not found" in err and err.count("\n") == 1  # the server's own words
 
 
 def test_server_answering_for_another_module_is_refused(srv: GetServer, bindir: Path,
@@ -512,6 +512,17 @@ def test_end_to_end_against_real_server(tmp_path: Path, server_cache: Path) -> N
                         "-quiet", "example.com/hello@v1.0.0")
         assert exact.returncode == 0 and exact.stderr == "", exact.stderr
         assert (tmp_path / exe.name).read_bytes() == exe.read_bytes()
+        # What cannot be built: the server's reason is printed, and the exit code is not 0.
+        proxy.add("example.com/replaced", "v1.0.0", {**hello_module("example.com/replaced", "v1.0.0"),
+                                                    "go.mod": "module example.com/replaced\n\ngo 1.22\n\n"
+                                                              "replace example.com/x => ./x\n"})
+        proxy.add("example.com/lib", "v1.0.0", {"go.mod": "module example.com/lib\n", "lib.go": "package lib\n"})
+        for arg, extra, reason in [("example.com/replaced@v1.0.0", [], "go.mod has replace directives"),
+                                   ("example.com/lib@v1.0.0", [], "package main does not exist"),
+                                   ("example.com/hello@v1.0.0", ["-goversion", "go1.99.0", "-download=false"],
+                                    "go1.99.0")]:
+            failed = run_get(work, *flags, *extra, arg)
+            assert failed.returncode == 1 and reason in failed.stderr, failed.stderr
 
 
 def run_get(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -43,6 +43,16 @@ def add_modules(proxy: ModuleProxy) -> None:
         "main.go": MAIN.format("r")})
     cgo_main = 'package main\n\n// int f() { return 1; }\nimport "C"\n\nfunc main() { println(C.f()) }\n'
     proxy.add("example.com/cgo", "v1.0.0", {"go.mod": GOMOD.format("example.com/cgo"), "main.go": cgo_main})
+    # go-sqlite3's shape: v2 tags from before modules, and a main package behind a build tag.
+    proxy.add("example.com/sqlite", "v1.14.0", {"go.mod": GOMOD.format("example.com/sqlite"),
+                                               "main.go": MAIN.format("s"),
+                                               "upgrade/upgrade.go": "// +build upgrade\n\n" + MAIN.format("u")})
+    proxy.add("example.com/sqlite", "v2.0.3+incompatible", {"main.go": MAIN.format("old")})
+    proxy.add("example.com/linuxtool", "v1.0.0", {"go.mod": GOMOD.format("example.com/linuxtool"),
+                                                 "cmd/a/main_linux.go": MAIN.format("a"),
+                                                 "cmd/b/main.go": MAIN.format("b")})
+    proxy.add("example.com/broken", "v1.0.0", {"go.mod": GOMOD.format("example.com/broken"),
+                                              "main.go": "package main\n\nfunc main() {\n\tx :=\n}\n"})
     proxy.add("example.com/newgo", "v1.0.0", {"go.mod": "module example.com/newgo\n\ngo 1.99\n",
                                              "main.go": MAIN.format("future")})
 
@@ -191,6 +201,42 @@ def test_module_page_with_one_command_redirects(client: FlaskClient) -> None:
     assert r.headers["Location"] == f"/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/"
 
 
+def test_module_page_follows_go_latest_and_build_constraints(client: FlaskClient) -> None:
+    r = client.get("/example.com/sqlite", headers={"User-Agent": "curl/8"})
+    assert r.status_code == 307, r.get_data(as_text=True)  # upgrade/ is no command: one command left
+    assert r.headers["Location"] == f"/example.com/sqlite@v1.14.0/linux-amd64-{GOVERSION}/"
+
+
+def test_module_page_runs_go_once_per_version(client: FlaskClient, app: Flask,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    builder = app.extensions["gobuild"].builder
+    calls: list[str] = []
+    real = builder.download_module
+    monkeypatch.setattr(builder, "download_module", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    for _ in range(3):
+        assert client.get("/example.com/tool/v2", headers={"User-Agent": "curl/8"}).status_code == 307
+    assert calls == ["example.com/tool/v2"]
+
+
+def test_commands_are_listed_for_the_guessed_target(client: FlaskClient) -> None:
+    r = client.get("/example.com/linuxtool", headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"})
+    assert r.status_code == 307  # cmd/a is linux only
+    assert r.headers["Location"] == f"/example.com/linuxtool@v1.0.0/cmd/b/windows-amd64-{GOVERSION}/"
+    page = client.get("/example.com/linuxtool", headers={"User-Agent": "curl/8"}).get_data(as_text=True)
+    assert "/cmd/a/linux-amd64-" in page and "/cmd/b/linux-amd64-" in page
+
+
+def test_package_path_goes_to_the_module_that_holds_it(client: FlaskClient) -> None:
+    for path in ("/example.com/multi/cmd/alpha", "/example.com/multi/cmd/alpha@v0.3.0"):
+        r = client.get(path, headers={"User-Agent": "curl/8"})
+        assert r.status_code == 307, (path, r.get_data(as_text=True))
+        assert r.headers["Location"] == f"/example.com/multi@v0.3.0/cmd/alpha/linux-amd64-{GOVERSION}/"
+    r = client.get("/example.com/multi/internal/gen")
+    assert r.status_code == 422 and "not a command" in r.get_data(as_text=True)
+    assert client.get("/example.com/multi/nope/deeper").status_code == 422  # the module exists, the package not
+    assert client.get("/example.org/nothing/here").status_code == 404
+
+
 def test_latest_versions_resolve_by_redirect(client: FlaskClient) -> None:
     r = client.get("/example.com/hello@latest/linux-amd64-latest/dl")
     assert r.status_code == 307
@@ -218,6 +264,18 @@ def test_v2_module_binary_is_named_like_go_install_names_it(client: FlaskClient,
     assert r.status_code == 301 and r.headers["Location"].endswith(spec.download_filename())
 
 
+def test_broken_port_builds_and_is_marked(app: Flask, client: FlaskClient, proxy: ModuleProxy,
+                                          direct_cache: Path) -> None:
+    # freebsd/riscv64 is marked broken in go1.26's `go tool dist list -broken`, yet go install builds it.
+    app.extensions["gobuild"].toolchains.targets_for(GOVERSION)
+    check_build(client, proxy, direct_cache, spec_of(f"example.com/hello@v1.0.0/freebsd-riscv64-{GOVERSION}/"))
+    r = client.get(f"/example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/", follow_redirects=True)  # built: result page
+    page = r.get_data(as_text=True)
+    link = page.index(f"/example.com/hello@v1.0.0/freebsd-riscv64-{GOVERSION}/")
+    assert "broken" in page[link:link + 400]
+    assert "unsupported" not in page  # the installed Go builds: it is offered like the supported ones
+
+
 def test_module_path_with_upper_case(client: FlaskClient, proxy: ModuleProxy, direct_cache: Path) -> None:
     check_build(client, proxy, direct_cache, spec_of(f"example.com/MixedCase/Tool@v1.0.0/linux-amd64-{GOVERSION}/"))
 
@@ -241,7 +299,7 @@ def test_cross_compiled_windows_arm64(client: FlaskClient, proxy: ModuleProxy, d
     ("example.com/newgo", "requires newer go version"),
 ])
 def test_build_failures_are_classified_stored_and_retried(client: FlaskClient, app: Flask, module: str,
-                                                          reason: str) -> None:
+                                                          reason: str, caplog: pytest.LogCaptureFixture) -> None:
     spec = spec_of(f"{module}@v1.0.0/linux-amd64-{GOVERSION}/")
     r = client.get(spec.link() + spec.download_filename())
     assert r.status_code == 422, r.get_data(as_text=True)
@@ -254,8 +312,19 @@ def test_build_failures_are_classified_stored_and_retried(client: FlaskClient, a
     r = client.post(spec.link() + "retry")
     assert r.status_code == 303 and r.headers["Location"] == spec.link()
     assert store.failure(spec) is None
+    assert any(f"build of {spec} failed" in m and reason in m for m in caplog.messages), caplog.messages
     r = client.get(spec.link() + "record")  # builds again, fails again, stored again
     assert r.status_code == 422 and store.failure(spec).reason == reason
+
+
+def test_unclassified_failure_shows_gos_words_and_the_page(client: FlaskClient) -> None:
+    spec = spec_of(f"example.com/broken@v1.0.0/linux-amd64-{GOVERSION}/")
+    for attempt in ("build", "stored"):
+        text = client.get(spec.link() + spec.download_filename()).get_data(as_text=True)
+        assert "syntax error" in text and "unknown" not in text, (attempt, text)
+        assert f"details and log: http://localhost{spec.link()}" in text, (attempt, text)
+    page = client.get(spec.link(), headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "syntax error" in page and "(unknown)" not in page
 
 
 def test_unknown_version_is_not_found(client: FlaskClient) -> None:
@@ -269,13 +338,16 @@ def test_unknown_goversion_is_unprocessable(client: FlaskClient) -> None:
     assert r.status_code == 422 and "go1.99.0" in r.get_data(as_text=True)
 
 
-def test_proxy_failure_is_service_unavailable(client: FlaskClient, proxy: ModuleProxy) -> None:
+def test_proxy_failure_is_service_unavailable(client: FlaskClient, proxy: ModuleProxy,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     proxy.fail("/example.com/hello/", 500)
     try:
         r = client.get(f"/example.com/hello@v1.0.1/linux-amd64-{GOVERSION}/hello-v1.0.1-{GOVERSION}")
         assert r.status_code == 503, r.get_data(as_text=True)
         r = client.get("/example.com/hello")
         assert r.status_code == 503
+        # The operator sees why in the server log.
+        assert any("answered 503" in m and "500 Internal Server Error" in m for m in caplog.messages), caplog.messages
     finally:
         proxy.fail("/example.com/hello/", 0)
 

@@ -132,6 +132,13 @@ def test_goversion_order_ignores_suffix() -> None:
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36", ("windows", "amd64")),
     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)", ("darwin", "arm64")),
     ("curl/8.5.0", ("linux", "amd64")),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Mobile Safari/537.36", ("android", "arm64")),
+    ("Mozilla/5.0 (X11; Linux aarch64; rv:128.0) Gecko/20100101 Firefox/128.0", ("linux", "arm64")),
+    ("Mozilla/5.0 (X11; Ubuntu; Linux arm64) Chrome/120.0", ("linux", "arm64")),
+    ("Mozilla/5.0 (X11; Linux armv7l) Chrome/120.0", ("linux", "arm")),
+    ("Mozilla/5.0 (Windows NT 10.0; ARM64) Edge/120.0", ("windows", "arm64")),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1", ("ios", "arm64")),
+    ("Mozilla/5.0 (X11; FreeBSD amd64; rv:120.0) Firefox/120.0", ("freebsd", "amd64")),
 ])
 def test_user_agent_guess(ua: str, target: tuple[str, str]) -> None:
     assert Targets().guess(ua) == target

@@ -510,8 +510,10 @@ def test_targets_from_the_toolchain(tmp_path: Path, published: ModuleProxy, db: 
     targets = Targets()
     tc = make(tmp_path, published, db, targets=targets)
     want = [("darwin", "arm64"), ("linux", "amd64"), ("windows", "amd64"), ("aix", "ppc64"),
-            ("linux", "riscv64"), ("wasip1", "wasm")]
-    assert tc.targets_for(GO) == want  # first-class ports first; installs the toolchain
+            ("linux", "riscv64"), ("wasip1", "wasm"), ("freebsd", "riscv64")]
+    assert tc.broken_targets(GO) == frozenset()  # not listed yet: asking never installs
+    assert tc.targets_for(GO) == want  # first-class ports first, broken ones last; installs the toolchain
+    assert tc.broken_targets(GO) == {("freebsd", "riscv64")}
     assert ("wasip1", "wasm") in targets  # a port the static list lacks is accepted in URLs now
     def no_second_run(sdk: object, home: object) -> list[tuple[str, str]]:
         raise AssertionError("go tool dist list ran again")
@@ -519,9 +521,20 @@ def test_targets_from_the_toolchain(tmp_path: Path, published: ModuleProxy, db: 
     monkeypatch.setattr(tcmod, "_dist_list", no_second_run)
     assert tc.targets_for(GO) == want  # cached per version
     tc.check_target(GO, "linux", "riscv64")
+    tc.check_target(GO, "freebsd", "riscv64")  # broken, but go install builds it
     with pytest.raises(UnsupportedTarget, match="does not support target plan9/arm") as e:
         tc.check_target(GO, "plan9", "arm")
     assert e.value.status == 422
+
+
+def test_targets_of_an_old_toolchain(tmp_path: Path, modproxy: ModuleProxy, db: FakeSumDB) -> None:
+    # go1.20's `go tool dist list` runs `uname -m` (PATH is empty in these tests) and knows no -broken.
+    add_toolchain(modproxy, db, "go1.20.14")
+    db.publish(modproxy)
+    tc = make(tmp_path, modproxy, db)
+    assert tc.targets_for("go1.20.14") == [("darwin", "arm64"), ("linux", "amd64"), ("windows", "amd64"),
+                                           ("aix", "ppc64"), ("linux", "riscv64"), ("wasip1", "wasm")]
+    assert tc.broken_targets("go1.20.14") == frozenset()
 
 
 def test_targets_of_the_local_go(tmp_path: Path) -> None:
@@ -529,6 +542,7 @@ def test_targets_of_the_local_go(tmp_path: Path) -> None:
     got = tc.targets_for(GOVERSION)
     assert got[:2] == [("darwin", "amd64"), ("darwin", "arm64")] and ("linux", "amd64") in got
     assert ("darwin", "386") not in got  # in the original's static list, gone from Go long ago
+    assert ("freebsd", "riscv64") in got and ("freebsd", "riscv64") in tc.broken_targets(GOVERSION)
     with pytest.raises(UnsupportedTarget):
         tc.check_target("latest", "darwin", "386")
 
@@ -536,7 +550,8 @@ def test_targets_of_the_local_go(tmp_path: Path) -> None:
 def test_parse_dist_list() -> None:
     import json
     broken = [*DIST_LIST, {"GOOS": "openbsd", "GOARCH": "mips64", "Broken": True}]
-    assert ("openbsd", "mips64") not in parse_dist_list(json.dumps(broken))
+    targets, marked = parse_dist_list(json.dumps(broken))
+    assert targets[-1] == ("openbsd", "mips64") and marked == {("openbsd", "mips64")}
     for bad in ("{}", "[1]", '[{"GOOS": "Linux", "GOARCH": "amd64"}]', '[{"GOOS": "../x", "GOARCH": "y"}]', "nope"):
         with pytest.raises(ValueError):
             parse_dist_list(bad)

@@ -276,8 +276,25 @@ def test_home_page(client: FlaskClient, app: Flask, built: tuple[BuildSpec, str]
     assert "Operated by the test suite &lt;ops@example.com&gt;." in body  # instance notes, escaped
     assert svc(app).tlog.verifier_key in body
     assert "go install -trimpath -ldflags=-buildid=" in body
+    # The examples use a command this instance's proxy serves: the newest build.
+    example = spec.with_(version="latest", goversion="latest", stripped=False)
+    assert f"curl -fL -o {spec.exec_name} http://localhost{example.link()}{example.download_filename()}" in body
+    assert f"{spec.module}@latest" in body  # the gobuild get example
     r = client.get("/?m=https://example.com/hello/")
     assert r.status_code == 307 and r.headers["Location"] == "/example.com/hello"
+
+
+@pytest.mark.parametrize("example, want", [
+    ("", "golang.org/x/example/hello@latest/linux-amd64-latest/hello-latest-latest"),
+    ("golang.org/x/tools@latest/cmd/stringer", "golang.org/x/tools@latest/cmd/stringer/linux-amd64-latest/stringer-"),
+    ("golang.org/x/tools@v0.30.0/cmd/stringer", "golang.org/x/tools@v0.30.0/cmd/stringer/linux-amd64-latest/stringer-"),
+    ("not a path", "golang.org/x/example/hello@latest/"),
+])
+def test_home_page_example_without_builds(tmp_path: Path, example: str, want: str) -> None:
+    with ModuleProxy() as proxy:
+        client = create_app(make_config(tmp_path, proxy, example=example)).test_client()
+        body = client.get("/").get_data(as_text=True)
+    assert f"http://localhost/{want}" in body and "example.com/hello" not in body
 
 
 def test_opening_the_build_page_never_starts_a_build(client: FlaskClient, app: Flask) -> None:

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 from gobuild import dirhash, module
+from gobuild.spec import GoVersion
 from gobuild.sumdb import SumDB, parse_gosumdb
 from gobuild.tlog import merkle, note
 from gobuild.tlog.server import TransparencyLog
@@ -25,15 +26,27 @@ DIST_LIST = [
     {"GOOS": "wasip1", "GOARCH": "wasm", "CgoSupported": False, "FirstClass": False},
     {"GOOS": "windows", "GOARCH": "amd64", "CgoSupported": True, "FirstClass": True},
 ]
+# What -broken adds (go1.21 and newer): ports go install still builds for.
+BROKEN = [{"GOOS": "freebsd", "GOARCH": "riscv64", "CgoSupported": True, "FirstClass": False, "Broken": True}]
 
 
 def fake_go_script(goversion: str, says: str | None = None) -> str:
-    """A bin/go answering `version` and `tool dist list -json` with shell builtins only (no PATH needed)."""
-    listing = json.dumps(DIST_LIST)
+    """A bin/go answering `version` and `tool dist list -json [-broken]` like that Go version.
+
+    Like cmd/dist before go1.21, `tool dist list` needs `uname` on PATH; before go1.21 it
+    knows no -broken flag.
+    """
+    old = GoVersion.parse(goversion).minor < 21
+    listing, with_broken = json.dumps(DIST_LIST), json.dumps(DIST_LIST + BROKEN)
+    uname = "uname -m >/dev/null || { echo 'go tool dist: FAILED: uname -m: not found' >&2; exit 2; }\n" if old else ""
+    broken = ("echo 'flag provided but not defined: -broken' >&2; exit 2" if old
+              else f"printf '%s\\n' '{with_broken}'; exit 0")
     return (
         "#!/bin/sh\n"
         f'if [ "$1" = version ]; then echo "go version {says or goversion} linux/amd64"; exit 0; fi\n'
+        + uname +
         f"if [ \"$*\" = 'tool dist list -json' ]; then printf '%s\\n' '{listing}'; exit 0; fi\n"
+        f"if [ \"$*\" = 'tool dist list -json -broken' ]; then {broken}; fi\n"
         'echo "fake go: unsupported: $*" >&2\nexit 2\n'
     )
 

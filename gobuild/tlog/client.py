@@ -187,7 +187,9 @@ class Client:
         try:
             with self._session.get(url, timeout=self.timeout, stream=True) as resp:
                 if resp.status_code != 200:
-                    raise RemoteError(f"http get {url}: {resp.status_code} {resp.reason}", resp.status_code)
+                    reason = _first_line(next(resp.iter_content(chunk_size=512), b""))
+                    raise RemoteError(f"http get {url}: {resp.status_code} {resp.reason}"
+                                      + (f": {reason}" if reason else ""), resp.status_code)
                 for chunk in resp.iter_content(chunk_size=1 << 16):
                     size += len(chunk)
                     if size > MAX_RESPONSE:
@@ -359,3 +361,9 @@ class _TileReader:
                 self._saved.add(tile)
             with contextlib.suppress(OSError):  # a later run will fetch and verify it again
                 write_atomic(self.client._tile_cache_path(tile), content)
+
+
+def _first_line(body: bytes) -> str:
+    """The server's one-line reason from an error body, made safe to print."""
+    line = body.decode("utf-8", "replace").strip().split("\n", 1)[0].strip()[:300]
+    return "".join(c if c.isprintable() else "?" for c in line)

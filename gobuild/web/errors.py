@@ -52,6 +52,8 @@ def error_response(e: Exception) -> Response:
         message = e.description or ""
     else:
         message = str(e)
+    if status >= 500 and message != "internal server error":  # proxy, toolchain, peers: log the cause
+        log.warning("%s %s answered %d: %s", request.method, request.path, status, message)
     line = f"{status} - {HTTPStatus(status).phrase} - {message}"
     if negotiate.wants_json():
         resp = negotiate.error_json(e, status, message)

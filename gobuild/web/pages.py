@@ -81,16 +81,17 @@ def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "") -> Link:
 
 
 def _goversions() -> tuple[list[str], set[str]]:
-    """Go versions to link to (supported first, then the other installed ones), and the supported set."""
+    """Go versions to link to (supported first, then the other installed ones), and those that build here.
+
+    An installed Go builds (it passed its smoke test), so it is offered like a supported one.
+    """
     toolchains = services().toolchains
     installed = toolchains.installed()
     try:
         supported = list(toolchains.supported())
     except Exception:
         supported = []
-    if not supported:
-        return installed, set(installed)
-    return supported + [v for v in installed if v not in supported], set(supported)
+    return supported + [v for v in installed if v not in supported], set(supported) | set(installed)
 
 
 def related(spec: BuildSpec) -> list[Column]:
@@ -105,9 +106,11 @@ def related(spec: BuildSpec) -> list[Column]:
     goversions, supported = _goversions()
     if spec.goversion not in goversions:
         goversions = [spec.goversion, *goversions]
+    broken = services().toolchains.broken_targets(spec.goversion)
     return [
         Column("Module versions", [_link(spec, spec.with_(version=v), v) for v in versions], error),
-        Column("Targets", [_link(spec, spec.with_(goos=goos, goarch=goarch), f"{goos}/{goarch}")
+        Column("Targets", [_link(spec, spec.with_(goos=goos, goarch=goarch), f"{goos}/{goarch}",
+                                 "broken" if (goos, goarch) in broken else "")
                            for goos, goarch in services().targets.by_popularity()]),
         Column("Go versions", [_link(spec, spec.with_(goversion=v), v, "" if v in supported else "unsupported")
                                for v in goversions]),

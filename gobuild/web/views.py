@@ -9,8 +9,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import reproduce_command
 from ..failures import Busy, PermanentFailure
+from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import redacted
-from ..spec import BuildSpec, Record
+from ..module import InvalidPath, check_path, is_valid_path
+from ..spec import BuildSpec, Record, SpecError
 from ..store import Failure, Result
 from . import files, live, pages, resultfiles, urls
 from .current import services
@@ -48,9 +50,12 @@ def home() -> str | BaseResponse:
             raise urls.BadPath("not a module path: it must start with a letter or digit")
         return _redirect("/" + urllib.parse.quote(m, safe="/@:+~!$&'()*,;="))
     s = services()
-    return render_template("home.html", recent=s.recent_builds(), goversion=_latest_or_none(),
+    recent = s.recent_builds()
+    example = _example_spec(recent[0][0] if recent else None)
+    return render_template("home.html", recent=recent, goversion=_latest_or_none(),
                            goproxy=redacted(s.builder.settings.goproxy), verifier_key=s.tlog.verifier_key,
-                           get_example=s.get_command(_example_spec(), None, request.host),
+                           example_url=example.link() + example.download_filename(), example_name=example.exec_name,
+                           get_example=s.get_command(example, None, request.host),
                            verifiers=list(s.verifier.status.items()) if s.verifier else [],
                            building=s.config.build, notes=pages.instance_notes(),
                            sandbox_warning=s.sandbox_warning)
@@ -87,22 +92,49 @@ def module_page(module: str, trailing_slash: bool) -> str | BaseResponse:
     """List the main packages at the latest version; redirect when there is just one."""
     if trailing_slash:
         return _redirect("/" + module)
-    version = services().proxy.resolve(module, "latest")
-    return _package_choice(module, version)
+    return short_url(module, "latest")
 
 
 def short_url(module: str, version: str) -> str | BaseResponse:
     """/<mod>@<version>: resolve the version and go to the build page of its command."""
-    resolved = services().proxy.resolve(module, version)
+    try:
+        resolved = services().proxy.resolve(module, version)
+    except ProxyNotFound:
+        if (found := _package_in_module(module, version)) is not None:
+            return found
+        raise
     return _package_choice(module, resolved)
+
+
+def _package_in_module(path: str, version: str) -> BaseResponse | None:
+    """A package path given for a module: the build page of that package in the module that holds it.
+
+    Like `go get`, the module is the longest prefix of the path that the proxy knows; None if none.
+    """
+    s = services()
+    parts = path.split("/")
+    for n in range(len(parts) - 1, 0, -1):
+        prefix = "/".join(parts[:n])
+        if not is_valid_path(prefix):
+            continue
+        try:
+            resolved = s.proxy.resolve(prefix, version)
+        except ProxyNotFound:
+            continue
+        dir_ = "/" + "/".join(parts[n:])
+        goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
+        if dir_ not in s.builder.main_packages(prefix, resolved, goos, goarch):
+            raise HTTPProblem(422, f"package {path} of module {prefix}@{resolved} is not a command for {goos}/{goarch}")
+        return _redirect(BuildSpec(prefix, resolved, dir_, goos, goarch, s.toolchains.latest()).link())
+    return None
 
 
 def _package_choice(module: str, version: str) -> str | BaseResponse:
     s = services()
-    pkgs = s.builder.main_packages(module, version)
-    if not pkgs:
-        raise HTTPProblem(422, f"no main packages in module {module}@{version}")
     goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
+    pkgs = s.builder.main_packages(module, version, goos, goarch)
+    if not pkgs:
+        raise HTTPProblem(422, f"no main packages in module {module}@{version} for {goos}/{goarch}")
     goversion = s.toolchains.latest()
     specs = [BuildSpec(module, version, d, goos, goarch, goversion) for d in pkgs]
     if len(specs) == 1:
@@ -135,7 +167,10 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
     if page == "start":  # the Start button: opening the page itself never builds (crawlers)
         s.coordinator.start(spec)
         return _redirect(spec.link(), 303)
-    result = wait_for_build(spec)
+    try:
+        result = wait_for_build(spec)
+    except PermanentFailure as e:
+        raise _naming_page(spec, e) from None
     if page == "retry":  # POST retry of something never built: it is built now, show it
         return _redirect(spec.result_link(result.sum), 303)
     return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
@@ -155,7 +190,12 @@ def failed_page(spec: BuildSpec, page: str, failure) -> str | Response | BaseRes
         return live.redirect_fragment(None)
     if page == "start":
         return _redirect(spec.link(), 303)
-    raise PermanentFailure(failure.reason, f"build failed, see index page for details: {failure.error}")
+    raise _naming_page(spec, PermanentFailure(failure.reason, failure.error))
+
+
+def _naming_page(spec: BuildSpec, e: PermanentFailure) -> PermanentFailure:
+    """The failure, pointing at the build page with its log (plain-text clients get no link otherwise)."""
+    return PermanentFailure(e.reason, f"{e}; details and log: {request.host_url.rstrip('/')}{spec.link()}")
 
 
 def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | BaseResponse:
@@ -264,8 +304,24 @@ def _no_store(body: str, status: int = 200) -> Response:
     return resp
 
 
-def _example_spec() -> BuildSpec:
-    return BuildSpec("example.com/hello", "latest", "/", "linux", "amd64", "latest")
+DEFAULT_EXAMPLE = "golang.org/x/example/hello"
+
+
+def _example_spec(newest: BuildSpec | None) -> BuildSpec:
+    """The command the home page's examples use: configured, else the newest build, else a known one.
+
+    Examples must exist on the configured proxy, so a fixed module of our own test proxy will not do.
+    """
+    configured = services().config.example
+    if configured or newest is None:
+        module, _, rest = (configured or DEFAULT_EXAMPLE).partition("@")
+        version, _, dir_ = rest.partition("/")
+        try:
+            check_path(module)
+            return BuildSpec(module, version or "latest", ("/" + dir_).rstrip("/") or "/", "linux", "amd64", "latest")
+        except (InvalidPath, SpecError):
+            return BuildSpec(DEFAULT_EXAMPLE, "latest", "/", "linux", "amd64", "latest")
+    return newest.with_(version="latest", goversion="latest", stripped=False)
 
 
 def _latest_or_none() -> str | None:

@@ -118,6 +118,19 @@ def _save_sumdb_state(src: Path, dst: Path) -> None:
         write_atomic(dst / f.relative_to(src), f.read_bytes())
 
 
+_live: set[subprocess.Popen[bytes]] = set()  # running go commands, for stop_all()
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def stop_all() -> None:
+    """Kill every running go command with its process group, and refuse new ones (server shutdown)."""
+    _stopping.set()
+    with _live_lock:
+        for proc in _live:
+            _kill_group(proc)
+
+
 def run(
     argv: Sequence[str],
     env: Mapping[str, str],
@@ -125,11 +138,17 @@ def run(
     timeout: float,
     log: BinaryIO | None = None,
 ) -> str:
-    """Run argv, streaming combined output line by line to log; return the output or raise."""
-    proc = subprocess.Popen(
-        list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    """Run argv, streaming combined output line by line to log; return the output or raise.
+
+    A command killed by stop_all() raises GoTimeout: a temporary failure, never stored."""
+    with _live_lock:
+        if _stopping.is_set():
+            raise GoTimeout(argv, -1, "not started: the server is shutting down\n")
+        proc = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _live.add(proc)
     timed_out = threading.Event()
 
     def on_timeout() -> None:
@@ -153,7 +172,11 @@ def run(
             if proc.poll() is None:  # an exception on our side: leave no build running
                 _kill_group(proc)
                 proc.wait()
+            with _live_lock:
+                _live.discard(proc)
     output = b"".join(chunks).decode("utf-8", "replace")
+    if _stopping.is_set() and returncode != 0:
+        raise GoTimeout(argv, returncode, output + "\n\ngo command killed: the server is shutting down\n")
     if timed_out.is_set():
         raise GoTimeout(argv, returncode, output + f"\n\ngo command killed after {timeout:g}s timeout\n")
     if returncode != 0:

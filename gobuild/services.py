@@ -12,9 +12,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import proxyauth
 from .builds import Builder, BuildSettings, Coordinator
+from .clients import BadClient, Network, parse_bad_clients, parse_networks
 from .config import Config, ConfigError
+from .eviction import BinaryCache
 from .goproxy import GoProxyClient, goproxy_for_go
+from .metrics import Metrics, TimedLog
+from .ratelimit import RateLimiter, parse_limits
 from .spec import BuildSpec, Record, SpecError
 from .store import Store
 from .sumdb import SumDB, SumDBConfigError, SumDBSetting, configured_gosumdb, parse_gosumdb
@@ -46,6 +51,34 @@ class Services:
     verifier: Verifier | None
     streams: StreamLimit  # open live-log streams, each holding a server thread
     versions: VersionsCache  # module version lists for the link columns
+    metrics: Metrics
+    cache: BinaryCache  # which binaries are on disk; evicts and rebuilds them
+    limiter: RateLimiter  # build starts per client network
+    trusted_proxies: tuple[Network, ...]  # whose X-Forwarded-For names the client
+    bad_clients: tuple[BadClient, ...]
+
+    def reload(self, cfg: Config) -> None:
+        """Take what can change without a restart from a new config: instance notes, limits, bad clients.
+
+        Everything is checked before anything changes: a bad file keeps the old settings."""
+        limits = parse_limits(cfg.rate_limits)
+        trusted = parse_networks(cfg.trusted_proxies, "trusted_proxies")
+        bad = parse_bad_clients(cfg.bad_clients)
+        self.limiter.configure(limits)
+        self.trusted_proxies, self.bad_clients = trusted, bad
+        self.config = self.config.with_overrides(
+            instance_notes_file=cfg.instance_notes_file, rate_limits=cfg.rate_limits,
+            trusted_proxies=cfg.trusted_proxies, bad_clients=cfg.bad_clients)
+        log.info("reloaded instance notes, rate limits, trusted proxies and bad clients")
+
+    def build_ended(self, spec: BuildSpec, seconds: float, error: BaseException | None) -> None:
+        """The coordinator's observer: metrics, and the cache learns of a new binary."""
+        self.metrics.build_ended(spec, seconds, error)
+        if error is None:
+            self.cache.published(spec)
+
+    def build_started(self, spec: BuildSpec, queued_seconds: float) -> None:
+        self.metrics.build_started(spec, queued_seconds)
 
     def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
         """The newest logged builds, newest first: (spec, sum), read from the log's tail."""
@@ -75,6 +108,9 @@ class Checked:
     gosumdb: SumDBSetting | None  # None: GOSUMDB=off
     signer: str | None  # from signer_key_file; None: the one in <data_dir>/tlog, created on first start
     peers: list[Peer]
+    limiter: RateLimiter
+    trusted_proxies: tuple[Network, ...]
+    bad_clients: tuple[BadClient, ...]
 
 
 def newest_records(tlog: TransparencyLog, count: int) -> Iterator[Record]:
@@ -98,6 +134,11 @@ def check(cfg: Config) -> Checked:
         peers = parse_peers(cfg.verifiers)
     except (ValueError, SumDBConfigError) as e:
         raise ConfigError(f"config: {e}") from e
+    if cfg.goproxy_auth_file:
+        proxy.session.auth = toolchain_proxy.session.auth = proxyauth.NetrcAuth(cfg.goproxy_auth_file)
+    limiter = RateLimiter(parse_limits(cfg.rate_limits))
+    trusted = parse_networks(cfg.trusted_proxies, "trusted_proxies")
+    bad_clients = parse_bad_clients(cfg.bad_clients)
     signer = None
     if cfg.signer_key_file:
         try:
@@ -111,7 +152,7 @@ def check(cfg: Config) -> Checked:
     if platform is not None and gosumdb is None:
         log.warning("GOSUMDB=off: downloaded Go toolchains will not be verified")
     return Checked(go_proxy, proxy, _local_toolchains(cfg.toolchains), toolchain_proxy if platform else None,
-                   platform, gosumdb, signer, peers)
+                   platform, gosumdb, signer, peers, limiter, trusted, bad_clients)
 
 
 def _download_platform() -> tuple[str, str] | None:
@@ -139,6 +180,10 @@ def _local_toolchains(configured: dict[str, str]) -> dict[str, str]:
 def build_services(cfg: Config) -> Services:
     """Check the config, then open the data dir and set up every service."""
     checked = check(cfg)
+    metrics = Metrics()
+    for client in (checked.proxy, checked.toolchain_proxy):
+        if client is not None:
+            client.session.hooks["response"].append(metrics.proxy_response)
     store = Store(cfg.data_path)
     targets = Targets()
     toolchains = _toolchains(cfg, checked, targets)
@@ -150,10 +195,18 @@ def build_services(cfg: Config) -> Services:
     verifier = None
     if checked.peers:
         own_name = note.Verifier.parse(tlog.verifier_key).name
-        verifier = Verifier(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name)
-    settings = BuildSettings(checked.go_proxy, cfg.environment, cfg.build_timeout, cfg.prepare_timeout)
-    builder = Builder(settings, store, toolchains, cfg.cache_path, tlog, verifier, compile=cfg.build, targets=targets)
-    return Services(
+        verifier = Verifier(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name,
+                            observe=metrics.verified)
+    environment = proxyauth.go_environment(cfg.goproxy_auth_file, cfg.environment)
+    settings = BuildSettings(checked.go_proxy, environment, cfg.build_timeout, cfg.prepare_timeout)
+    builder = Builder(settings, store, toolchains, cfg.cache_path, TimedLog(tlog, metrics), verifier,
+                      compile=cfg.build, targets=targets)
+    cache = BinaryCache(store, builder, metrics, cfg.binary_cache_max_mb << 20,
+                        cfg.binary_cache_max_age_hours * 3600)
+    if cache.max_age:
+        threading.Thread(target=cache.expire_forever, args=(min(cache.max_age / 4, 3600.0),), name="expire",
+                         daemon=True).start()
+    services = Services(
         config=cfg,
         store=store,
         toolchains=toolchains,
@@ -165,7 +218,25 @@ def build_services(cfg: Config) -> Services:
         verifier=verifier,
         streams=StreamLimit(cfg.stream_limit),
         versions=VersionsCache(checked.proxy.list),
+        metrics=metrics,
+        cache=cache,
+        limiter=checked.limiter,
+        trusted_proxies=checked.trusted_proxies,
+        bad_clients=checked.bad_clients,
     )
+    services.coordinator.observer = services
+    _watch(services)
+    return services
+
+
+def _watch(s: Services) -> None:
+    """The gauges that read the services' state when scraped."""
+    m = s.metrics
+    m.watch(m.queued, lambda: s.coordinator.counts()[0])
+    m.watch(m.running, lambda: s.coordinator.counts()[1])
+    m.watch(m.streams, lambda: s.streams.open)
+    m.watch(m.tlog_records, s.tlog.size)
+    m.watch(m.cache_bytes, lambda: s.cache.total)
 
 
 def _toolchains(cfg: Config, checked: Checked, targets: Targets) -> Toolchains:

@@ -62,7 +62,7 @@ def error_response(e: Exception) -> Response:
         resp.headers["Allow"] = "GET, HEAD"
     if isinstance(e, HTTPException):
         for k, v in e.get_headers():
-            if k.lower() == "allow":
+            if k.lower() in ("allow", "retry-after"):
                 resp.headers[k] = v
     return resp
 

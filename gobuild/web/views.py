@@ -9,7 +9,7 @@ from ..builds import reproduce_command
 from ..failures import PermanentFailure
 from ..spec import BuildSpec, Record
 from ..store import Failure
-from . import files, live, pages, urls
+from . import admission, files, live, pages, urls
 from .current import services
 from .errors import HTTPProblem
 
@@ -122,9 +122,11 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
     if page == "live":
         return live.fragment(spec)
     if page == "start":  # the Start button: opening the page itself never builds (crawlers)
-        s.coordinator.start(spec)
+        admission.admit(spec)
+        s.coordinator.start(spec, initiator=admission.client())
         return _redirect(spec.link(), 303)
-    result = s.coordinator.built(spec, build_wait_seconds())
+    admission.admit(spec)
+    result = s.coordinator.built(spec, build_wait_seconds(), initiator=admission.client())
     if page == "retry":  # POST retry of something never built: it is built now, show it
         return _redirect(spec.result_link(result.sum), 303)
     return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
@@ -223,6 +225,7 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
         return files.text(s.store.read_blob(result.log), immutable=True)
     if page.startswith("legacy-"):
         return _redirect(spec.result_link(sum_) + _page_name(spec, page.removeprefix("legacy-")), 301)
+    result = s.cache.serve(spec, result)  # rebuilt here if it was evicted
     return files.binary(s.store, result, spec, gz=page.endswith(".gz"))
 
 

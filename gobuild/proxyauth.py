@@ -18,7 +18,7 @@ from .config import ConfigError
 
 # Settings of the server's own environment that private modules need, handed to every go command
 # (which otherwise inherits nothing from the server) unless the config's environment sets them.
-PASSED_THROUGH = ("GOPRIVATE", "GONOSUMDB", "GONOSUMCHECK", "GONOPROXY", "GOINSECURE")
+PASSED_THROUGH = ("GOPRIVATE", "GONOSUMDB", "GONOSUMCHECK", "GOINSECURE")
 
 
 class NetrcAuth(AuthBase):
@@ -35,7 +35,11 @@ class NetrcAuth(AuthBase):
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         parts = urlsplit(r.url or "")
-        found = self._netrc.authenticators(parts.hostname or "") if parts.scheme == "https" else None
+        if parts.scheme != "https":
+            return r
+        # The go command matches host:port (a proxy on another port); the netrc convention, the host.
+        found = self._netrc.authenticators(parts.netloc.rpartition("@")[2]) \
+            or self._netrc.authenticators(parts.hostname or "")
         if found is None:
             return r
         login, _, password = found
@@ -47,9 +51,14 @@ class NetrcAuth(AuthBase):
 
 
 def go_environment(auth_file: str, configured: tuple[str, ...]) -> tuple[str, ...]:
-    """What the go commands need beyond the config's environment: NETRC and the private-module settings."""
+    """What the go commands need beyond the config's environment: NETRC and the private-module settings.
+
+    GONOPROXY is "none" (unless configured): GOPRIVATE would otherwise send its modules around the
+    proxy to version control, which gobuild never uses."""
     names = {kv.partition("=")[0] for kv in configured}
     extra = [f"{name}={os.environ[name]}" for name in PASSED_THROUGH if name in os.environ and name not in names]
+    if "GONOPROXY" not in names:
+        extra.append("GONOPROXY=none")
     if auth_file and "NETRC" not in names:
         extra.append(f"NETRC={os.path.abspath(auth_file)}")
     return (*configured, *extra)

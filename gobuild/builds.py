@@ -455,15 +455,18 @@ class Coordinator:
         with self._cond:
             return len(self._queue), self._running
 
-    def shutdown(self, timeout: float) -> bool:
-        """Start no more jobs; wait up to timeout for the started ones; whether all ended."""
+    def shutdown(self, timeout: float, compiling_only: bool = False) -> bool:
+        """Start no more jobs; wait up to timeout for the started ones (or only those compiling, which
+        write to the store; a job waiting on verifiers writes nothing before they agree); whether they ended."""
         deadline = time.monotonic() + timeout
         with self._cond:
             self.closed = True
             for job in self._queue:  # never started: its thread ends it
                 job.error = TemporaryFailure("the server is shutting down, try again in a minute")
             self._cond.notify_all()
-            return self._cond.wait_for(lambda: not self._jobs, max(0.0, deadline - time.monotonic()))
+            return self._cond.wait_for(
+                lambda: not any(job.state == "running" or not compiling_only for job in self._jobs.values()),
+                max(0.0, deadline - time.monotonic()))
 
     def get(self, spec: BuildSpec) -> Job | None:
         """The job running or queued for spec, if any."""

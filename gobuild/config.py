@@ -150,7 +150,8 @@ _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
 def _coerce(key: str, value: Any, typename: Any) -> Any:
     """Check a JSON value against the field's type; lists become tuples."""
     expected = _JSON_TYPES[str(typename)]
-    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+    takes_bool = expected is bool or (isinstance(expected, tuple) and bool in expected)
+    if not isinstance(value, expected) or (isinstance(value, bool) and not takes_bool):
         raise ConfigError(f"config: {key} has the wrong type ({type(value).__name__})")
     if isinstance(value, list):
         if "dict" in str(typename):

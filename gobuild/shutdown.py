@@ -59,5 +59,5 @@ def finish_builds(coordinator: Coordinator, timeout: float) -> None:
         return
     log.warning("killing %d build(s) still running after %gs", len(coordinator.jobs()), timeout)
     gocmd.stop_all()
-    if not coordinator.shutdown(KILLED_GRACE):
+    if not coordinator.shutdown(KILLED_GRACE, compiling_only=True):
         log.error("builds did not end after being killed: exiting anyway")

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
+from gobuild.tlog import note
 from tests.conftest import GOVERSION
 from tests.modproxy import ModuleProxy, hello_module
-from tests.realserver import real_server, start_server
+from tests.realserver import free_port, real_server, start_server
 
 TARGET = f"linux-amd64-{GOVERSION}"
 PASSWORD = "s3cret-Pa55-never-shown"
@@ -115,7 +118,7 @@ def test_sigterm_lets_a_running_build_finish(tmp_path: Path, slow_proxy: ModuleP
     assert "waiting up to 120s for 1 build(s)" in stderr
     with real_server(tmp_path, slow_proxy.url, cache_dir=str(server_cache)) as base:
         r = requests.get(base + f"/example.com/slow@v1.0.0/{TARGET}/", timeout=60, allow_redirects=False)
-        assert r.status_code == 307  # to the result: it was built and logged before the exit
+        assert r.status_code == 307, (r.text, stderr)  # to the result: it was built and logged before the exit
         assert requests.get(base + "/tlog/latest", timeout=10).text.splitlines()[1] == "1"
 
 
@@ -167,3 +170,40 @@ def test_sighup_reloads_instance_notes_and_limits(tmp_path: Path) -> None:
             stderr = proc.communicate(timeout=60)[1].decode(errors="replace")
     assert "reloaded instance notes" in stderr and "keeping the old settings" in stderr
     assert proc.returncode == 0
+
+
+class _SilentPeer(BaseHTTPRequestHandler):
+    """A verifier that never answers in time (it holds every request)."""
+
+    def do_GET(self) -> None:
+        time.sleep(30)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_lookup_without_the_chain_header_waits_only_briefly_for_a_build_waiting_on_verifiers(
+        tmp_path: Path, slow_proxy: ModuleProxy, server_cache: Path) -> None:
+    peer = ThreadingHTTPServer(("127.0.0.1", 0), _SilentPeer)
+    peer.daemon_threads = True
+    threading.Thread(target=peer.serve_forever, daemon=True).start()
+    _, key = note.generate_key("peer.example")
+    admin = f"127.0.0.1:{free_port()}"
+    spec = f"example.com/slow@v1.0.0/{TARGET}/"
+    proc, base = start_server(tmp_path, slow_proxy.url, cache_dir=str(server_cache), admin_listen=admin,
+                              verify_timeout=120, shutdown_timeout=0.5,
+                              verifiers=[{"key": key, "url": f"http://127.0.0.1:{peer.server_address[1]}/tlog"}])
+    try:
+        assert requests.post(f"{base}/{spec}start", timeout=60, allow_redirects=False).status_code == 303
+        _wait_for(lambda: "\tverifying\t" in requests.get(f"http://{admin}/pending", timeout=10).text, 300)
+        started = time.monotonic()
+        r = requests.get(f"{base}/tlog/lookup/{spec}", timeout=60)  # as the original gobuild asks: no chain
+        assert r.status_code == 503
+        assert "waiting for its verifiers" in r.text and "Gobuild-Verify-Chain" in r.text
+        assert 4 <= time.monotonic() - started < 30
+    finally:
+        stderr = _stop(proc, 60)
+        peer.shutdown()
+        peer.server_close()
+    assert proc.returncode == 0, stderr
+    assert not list((tmp_path / "data" / "results").rglob("*.json"))  # nothing logged without agreement

@@ -65,16 +65,22 @@ class BinaryCache:
         self.max_age = max_age  # seconds; 0: none
         self.mismatches: list[Mismatch] = []
         self._entries: dict[str, _Entry] = {}
+        self._total = 0
         self._lock = threading.Lock()
         self._rebuilding: dict[str, threading.Lock] = {}
-        for result in store.results():
+        # Reading every result takes a while on a big instance: do not hold up the start for it.
+        threading.Thread(target=self._scan, name="cache-scan", daemon=True).start()
+
+    def _scan(self) -> None:
+        for result in self.store.results():
             self._add(result)
+        self._evict_if_over()
 
     @property
     def total(self) -> int:
         """Bytes of binaries and their gzips on disk."""
         with self._lock:
-            return sum(e.size for e in self._entries.values())
+            return self._total
 
     def _add(self, result: Result) -> None:
         try:
@@ -83,13 +89,15 @@ class BinaryCache:
         except FileNotFoundError:
             return  # evicted
         with self._lock:
+            old = self._entries.get(result.spec)
+            self._total += size - (old.size if old else 0)
             self._entries[result.spec] = _Entry(size, gz.st_mtime)
 
     def published(self, spec: BuildSpec) -> None:
         """A build was published: count its binary, then keep the cache under its cap."""
         if (result := self.store.result(spec)) is not None:
             self._add(result)
-            self.evict()
+            self._evict_if_over()
 
     def serve(self, spec: BuildSpec, result: Result) -> Result:
         """Before a download: make sure the binary is on disk (rebuilding it if evicted), mark it used."""
@@ -101,7 +109,7 @@ class BinaryCache:
         with self._lock:
             if (entry := self._entries.get(result.spec)) is not None:
                 entry.used = now
-        self.evict()
+        self._evict_if_over()
         return result
 
     def _present(self, result: Result) -> bool:
@@ -136,12 +144,17 @@ class BinaryCache:
         raise RebuildMismatch(f"this binary was removed from the cache and rebuilt, but the rebuild has sum "
                               f"{rebuilt.sum}, not the logged {result.sum}: it is not served (the operator is told)")
 
+    def _evict_if_over(self) -> None:
+        """Evict only when over the cap: a download must not sort the whole cache."""
+        if self.max_bytes and self.total > self.max_bytes:
+            self.evict()
+
     def evict(self) -> None:
         """Remove least recently used binaries while over the cap (down to LOW_WATER of it), and old ones."""
         now = time.time()
         with self._lock:
             order = sorted(self._entries.items(), key=lambda item: item[1].used)
-            total = sum(e.size for e in self._entries.values())
+            total = self._total
             target = self.max_bytes * LOW_WATER if self.max_bytes and total > self.max_bytes else None
             victims = []
             for spec, entry in order:
@@ -151,6 +164,7 @@ class BinaryCache:
                 victims.append(spec)
                 total -= entry.size
                 del self._entries[spec]
+            self._total = total
         for spec in victims:
             self._remove(spec)
 

@@ -80,6 +80,7 @@ def test_metrics_on_the_admin_listener_move_with_builds(tmp_path: Path, proxy: M
         page = requests.get(admin + "/", timeout=10)
         assert page.status_code == 200 and 'href="/metrics"' in page.text
         assert "MiB of binaries" in page.text
+        assert requests.get(admin + "/static/admin.css", timeout=10).status_code == 200
 
 
 def test_admin_lists_and_clears_failures(tmp_path: Path, proxy: ModuleProxy, server_cache: Path) -> None:

@@ -12,6 +12,7 @@ from ..failures import BuildError
 from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion
+from .current import services
 from .urls import BadPath
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def error_response(e: Exception) -> Response:
     status = _status_of(e)
     if status >= 500 and not isinstance(e, (BuildError, RemoteError, HTTPProblem)):
         log.exception("internal error on %s %s", request.method, request.path, exc_info=e)
+        services().metrics.panics.inc()
         message = "internal server error"
     elif isinstance(e, HTTPException):
         message = e.description or ""

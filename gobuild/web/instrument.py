@@ -35,8 +35,5 @@ def route_class(endpoint: str | None, path: str) -> str:
 @bp.after_app_request
 def count(resp: Response) -> Response:
     """Count the request once its status is known (errors included: they pass through here too)."""
-    metrics = services().metrics
-    metrics.http_requests.labels(route_class(request.endpoint, request.path), str(resp.status_code)).inc()
-    if resp.status_code == 500:
-        metrics.panics.inc()
+    services().metrics.http_requests.labels(route_class(request.endpoint, request.path), str(resp.status_code)).inc()
     return resp

@@ -4,6 +4,7 @@ rate limits, the module allowlist, cache eviction, reload and clean shutdown."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -179,3 +180,20 @@ def test_eviction_keeps_the_cache_under_its_cap_and_rebuilds_to_the_logged_sum(
         assert value(samples(admin), "gobuild_recompile_mismatches_total", goos="linux") == 1
         page = requests.get(admin + "/", timeout=10).text
         assert "did not reproduce the logged sum" in page and forged in page
+
+
+def test_binaries_unused_past_the_age_limit_are_evicted_and_rebuilt(
+        tmp_path: Path, proxy: ModuleProxy, server_cache: Path) -> None:
+    admin = f"http://127.0.0.1:{free_port()}"
+    with real_server(tmp_path, proxy.url, cache_dir=str(server_cache), admin_listen=admin.removeprefix("http://"),
+                     binary_cache_max_age_hours=1 / 3600) as base:  # one second
+        first = download(base, "example.com/hello", "v1.0.0")
+        assert first.status_code == 200
+        deadline = time.monotonic() + 30
+        while value(samples(admin), "gobuild_cache_evictions_total") < 1:
+            assert time.monotonic() < deadline, "not evicted"
+            time.sleep(0.2)
+        assert value(samples(admin), "gobuild_cache_bytes") == 0
+        again = requests.get(first.url, timeout=300)
+        assert again.status_code == 200 and sum_of(again.content) == sum_of(first.content)
+        assert requests.post(admin + "/reload", timeout=10, allow_redirects=False).status_code == 303

@@ -54,6 +54,7 @@ class Metrics:
                                        buckets=BUILD_BUCKETS, registry=r)
         self.queued = Gauge("gobuild_builds_queued", "Builds waiting for a slot", registry=r)
         self.running = Gauge("gobuild_builds_running", "Builds compiling now", registry=r)
+        self.waiting = Gauge("gobuild_requests_waiting", "Requests waiting for a build to end", registry=r)
         self.streams = Gauge("gobuild_live_streams", "Open live build-log streams", registry=r)
         self.proxy_seconds = Histogram("gobuild_goproxy_request_duration_seconds", "Module proxy requests",
                                        ("kind",), buckets=SHORT_BUCKETS, registry=r)

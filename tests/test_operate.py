@@ -4,6 +4,7 @@ rate limits, the module allowlist, cache eviction, reload and clean shutdown."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,16 @@ def test_metrics_on_the_admin_listener_move_with_builds(tmp_path: Path, proxy: M
         assert value(after, "gobuild_builds_failed_total", reason="unprocessable") == 1
         assert value(after, "gobuild_build_duration_seconds_count") == 2
         assert value(after, "gobuild_tlog_records") == 1
+        assert value(after, "gobuild_requests_waiting") == 0  # both requests waited, and are done
+        proxy.delay("/example.com/hello/@v/v1.1.0.zip", 3)
+        waiting = threading.Thread(target=download, args=(base, "example.com/hello", "v1.1.0"))
+        waiting.start()
+        deadline = time.monotonic() + 60
+        while value(samples(admin), "gobuild_requests_waiting") != 1:
+            assert time.monotonic() < deadline, "the waiting request is not counted"
+            time.sleep(0.1)
+        waiting.join()
+        proxy.delay("/example.com/hello/@v/v1.1.0.zip", 0)
         assert value(after, "gobuild_tlog_append_duration_seconds_count") == 1
         assert value(after, "gobuild_goproxy_request_duration_seconds_count", kind="info") >= 1
         assert value(after, "gobuild_cache_bytes") > len(r.content)

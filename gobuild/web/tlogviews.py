@@ -51,7 +51,8 @@ def lookup(key: str) -> Response:
         chain = tuple(n for n in request.headers.get(CHAIN_HEADER, "").split(",") if n)
         if not chain and _waits_on_verifiers(spec):
             return _error(503, f"{key}: {WAITING_ON_VERIFIERS}")
-        number = s.coordinator.built(spec, build_wait_seconds(), chain).record_number
+        with s.metrics.waiting.track_inprogress():
+            number = s.coordinator.built(spec, build_wait_seconds(), chain).record_number
         assert number is not None  # every build is logged (Builder._recorded)
     except (SpecError, InvalidPath, InvalidVersion, ProxyNotFound) as e:
         return _error(404, f"{key}: {e}")

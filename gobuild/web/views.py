@@ -126,7 +126,8 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
         s.coordinator.start(spec, initiator=admission.client())
         return _redirect(spec.link(), 303)
     admission.admit(spec)
-    result = s.coordinator.built(spec, build_wait_seconds(), initiator=admission.client())
+    with s.metrics.waiting.track_inprogress():
+        result = s.coordinator.built(spec, build_wait_seconds(), initiator=admission.client())
     if page == "retry":  # POST retry of something never built: it is built now, show it
         return _redirect(spec.result_link(result.sum), 303)
     return _redirect(spec.result_link(result.sum) + _page_name(spec, page))

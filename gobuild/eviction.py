@@ -57,7 +57,8 @@ class _Entry:
 class BinaryCache:
     """Which binaries are on disk, how big, and when each was last downloaded."""
 
-    def __init__(self, store: Store, builder: Builder, metrics: Metrics, max_bytes: int, max_age: float) -> None:
+    def __init__(self, store: Store, builder: Builder, metrics: Metrics, max_bytes: int, max_age: float,
+                 max_rebuilds: int = 1) -> None:
         self.store = store
         self.builder = builder
         self.metrics = metrics
@@ -68,6 +69,7 @@ class BinaryCache:
         self._total = 0
         self._lock = threading.Lock()
         self._rebuilding: dict[str, threading.Lock] = {}
+        self._slots = threading.BoundedSemaphore(max_rebuilds)  # rebuilds compiling at once
         # Reading every result takes a while on a big instance: do not hold up the start for it.
         threading.Thread(target=self._scan, name="cache-scan", daemon=True).start()
 
@@ -123,7 +125,7 @@ class BinaryCache:
             if self._present(result := self.store.result(spec) or result):
                 return result
             log.info("rebuilding evicted binary of %s", spec)
-            with tempfile.NamedTemporaryFile(dir=self.store.tmp, prefix="rebuild-") as out:
+            with self._slots, tempfile.NamedTemporaryFile(dir=self.store.tmp, prefix="rebuild-") as out:
                 rebuilt = self.builder.rebuild(spec, cast(BinaryIO, out))
             if (rebuilt.sum, rebuilt.size) != (result.sum, result.size):
                 return self._mismatch(spec, result, rebuilt)

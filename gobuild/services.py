@@ -202,7 +202,7 @@ def build_services(cfg: Config) -> Services:
     builder = Builder(settings, store, toolchains, cfg.cache_path, TimedLog(tlog, metrics), verifier,
                       compile=cfg.build, targets=targets)
     cache = BinaryCache(store, builder, metrics, cfg.binary_cache_max_mb << 20,
-                        cfg.binary_cache_max_age_hours * 3600)
+                        cfg.binary_cache_max_age_hours * 3600, max_rebuilds=cfg.max_builds)
     if cache.max_age:
         threading.Thread(target=cache.expire_forever, args=(min(cache.max_age / 4, 3600.0),), name="expire",
                          daemon=True).start()

@@ -83,6 +83,13 @@ class RecordLog(Protocol):
     def find(self, record: bytes, start: int = 0) -> int | None: ...
 
 
+class BuildObserver(Protocol):
+    """Told when a build leaves the queue and when it ends (gobuild.metrics.Metrics)."""
+
+    def build_started(self, spec: BuildSpec, queued_seconds: float) -> None: ...
+    def build_ended(self, spec: BuildSpec, seconds: float, error: BaseException | None) -> None: ...
+
+
 class Builder:
     """Builds one spec: compile (or fetch from peers), verify with peers, log, publish."""
 
@@ -144,6 +151,13 @@ class Builder:
             if (candidate := self.store.candidate(spec)) is not None:
                 return candidate
             return self._build(spec, out)
+
+    def rebuild(self, spec: BuildSpec, out: BinaryIO) -> Result:
+        """Compile a logged spec again (its binary was evicted): the new, unpublished result."""
+        with self._lock(spec):
+            candidate = self._build(spec, out)
+            self.store.delete_candidate(spec)
+            return candidate
 
     def _publish(self, spec: BuildSpec, candidate: Result) -> Result:
         """Append the record to the log, then make the result visible.
@@ -407,6 +421,8 @@ class Job:
     spec: BuildSpec
     log_path: Path
     chain: tuple[str, ...] = ()  # instances a verification request came through
+    initiator: str = ""  # the client address that started it
+    created: float = field(default_factory=time.monotonic)
     state: str = "queued"  # queued, running, verifying, done
     result: Result | None = None
     error: BuildError | None = None
@@ -443,8 +459,11 @@ class Coordinator:
     threads = builds running + builds waiting for their verifiers, however many are queued.
     """
 
-    def __init__(self, builder: Builder, max_builds: int, max_queued: int = 1000) -> None:
+    def __init__(self, builder: Builder, max_builds: int, max_queued: int = 1000,
+                 observer: BuildObserver | None = None) -> None:
         self.builder = builder
+        self.observer = observer
+        self.closed = False  # shutting down: no new jobs
         self.max_builds = max_builds
         self.max_queued = max_queued  # past it a new build is refused for now (Busy: 503, Retry-After)
         self.jobs_dir = builder.store.root / "jobs"
@@ -464,7 +483,7 @@ class Coordinator:
             if len(parts) != 3 or not parts[1].isdigit() or not process_alive(int(parts[1])):
                 path.unlink(missing_ok=True)
 
-    def start(self, spec: BuildSpec, chain: tuple[str, ...] = ()) -> Job:
+    def start(self, spec: BuildSpec, chain: tuple[str, ...] = (), initiator: str = "") -> Job:
         """The job for spec: joined if one runs, else started.
 
         A verification request from a peer (non-empty chain) gets its own job: it must not wait
@@ -473,23 +492,50 @@ class Coordinator:
         with self._cond:
             job = self._jobs.get((spec, chain))
             if job is None:
+                if self.closed:
+                    raise TemporaryFailure("the server is shutting down, try again in a minute")
                 if len(self._queue) >= self.max_queued:
                     raise Busy(f"{len(self._queue)} builds are queued already, try again later", retry_after=60)
                 key = hashlib.sha256(f"{spec} {','.join(chain)}".encode()).hexdigest()
                 # Unique per job: a reader of an ended job can never open its successor's log.
-                job = Job(spec, self.jobs_dir / f"{key}-{os.getpid()}-{next(self._serial)}.log", chain)
+                job = Job(spec, self.jobs_dir / f"{key}-{os.getpid()}-{next(self._serial)}.log", chain, initiator)
                 job.log_path.touch()  # readers may open it while the job still waits in the queue
                 self._jobs[(spec, chain)] = job
                 self._queue.append(job)
                 self._dispatch()
             return job
 
-    def built(self, spec: BuildSpec, timeout: float, chain: tuple[str, ...] = ()) -> Result:
+    def built(self, spec: BuildSpec, timeout: float, chain: tuple[str, ...] = (), initiator: str = "") -> Result:
         """The logged result of spec, building it (or joining its build) if there is none."""
         result = self.builder.store.result(spec)
         if result is not None:
             return result
-        return self.start(spec, chain).wait(timeout)
+        return self.start(spec, chain, initiator).wait(timeout)
+
+    def jobs(self) -> list[Job]:
+        """The jobs queued or running now, oldest first."""
+        with self._cond:
+            return sorted(self._jobs.values(), key=lambda job: job.created)
+
+    def counts(self) -> tuple[int, int]:
+        """(queued, compiling) jobs."""
+        with self._cond:
+            return len(self._queue), self._running
+
+    def shutdown(self, timeout: float, compiling_only: bool = False) -> bool:
+        """Start no more jobs; wait up to timeout for the started ones (or only those compiling, which
+        write to the store; a job waiting on verifiers writes nothing before they agree); whether they ended."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self.closed = True
+            while self._queue:  # never started, so no thread of its own: ended here
+                job = self._queue.popleft()
+                job.error = TemporaryFailure("the server is shutting down, try again in a minute")
+                self._end(job)
+            self._cond.notify_all()
+            return self._cond.wait_for(
+                lambda: not any(job.state == "running" or not compiling_only for job in self._jobs.values()),
+                max(0.0, deadline - time.monotonic()))
 
     def get(self, spec: BuildSpec) -> Job | None:
         """The job running or queued for spec, if any."""
@@ -516,7 +562,7 @@ class Coordinator:
 
     def _dispatch(self) -> None:
         """Start the jobs at the head of the queue while build slots are free (self._cond held)."""
-        while self._queue and self._running < self.max_builds:
+        while self._queue and self._running < self.max_builds and not self.closed:
             job = self._queue.popleft()
             self._running += 1
             job.state, job.started = "running", time.monotonic()
@@ -524,6 +570,9 @@ class Coordinator:
         self._cond.notify_all()
 
     def _run(self, job: Job) -> None:
+        assert job.started is not None
+        if self.observer is not None:
+            self.observer.build_started(job.spec, job.started - job.created)
         try:
             with open(job.log_path, "w+b") as out:
                 job.result = self.builder.build(job.spec, out, job.chain, lambda: self._release(job))
@@ -539,13 +588,19 @@ class Coordinator:
             job.error = BuildError(f"internal error: {e}")
         finally:
             self._release(job)
+            if self.observer is not None:
+                self.observer.build_ended(job.spec, time.monotonic() - job.started, job.error)
             with self._cond:
-                job.state, job.finished = "done", time.monotonic()
-                del self._jobs[(job.spec, job.chain)]
-                self._finished.append(job)
-                self._cond.notify_all()
-            job.done.set()
-            job.log_path.unlink(missing_ok=True)  # after done: see Job.open_log
+                self._end(job)
+
+    def _end(self, job: Job) -> None:
+        """Mark job done and forget it (the condition is held)."""
+        job.state, job.finished = "done", time.monotonic()
+        del self._jobs[(job.spec, job.chain)]
+        self._finished.append(job)
+        self._cond.notify_all()
+        job.done.set()
+        job.log_path.unlink(missing_ok=True)  # after done: see Job.open_log
 
     def _release(self, job: Job) -> None:
         """Give the job's build slot back once: waiting for verifiers needs no CPU."""

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import config as configmod
+from . import shutdown
 from .spec import sum_from_digest
 
 TRIM_SECONDS = 2.0  # how soon an idle server returns freed memory to the system
@@ -59,26 +60,53 @@ def _tame_malloc() -> None:
 
 
 def run_server(config_file: str | None, listen: str | None) -> None:
-    """Load the config, create the app and serve it with waitress."""
+    """Load the config, create the apps and serve them with waitress until SIGTERM (or ^C)."""
     from . import serving
 
     _tame_malloc()
 
     from .web import create_app
+    from .web.admin import create_admin_app
+    from .web.current import services_of
 
     try:
         cfg = configmod.load(config_file, listen=listen)
         app = create_app(cfg)
     except configmod.ConfigError as e:
         raise CommandError(str(e)) from e
-    host, port = cfg.host_port
-    click.echo(f"gobuild serving on http://{cfg.listen}/ with data in {cfg.data_path}", err=True)
+    services = services_of(app)
+
+    def reload() -> None:
+        services.reload(configmod.load(config_file, listen=listen))
+
     serving.raise_open_files_limit()
+    # Waitress trusts one proxy address at most: with trusted_proxies (networks), admission.client
+    # decides itself which X-Forwarded-For hops to believe, so waitress must leave the header.
+    server = _listener(app, cfg.listen, cfg.threads, clear_untrusted_proxy_headers=not cfg.trusted_proxies)
+    admin = None
+    if cfg.admin_listen:  # its own server and threads: never reachable through the public port
+        admin = _listener(create_admin_app(services, reload if config_file else None), cfg.admin_listen, 4,
+                          ident="gobuild-admin")
+        threading.Thread(target=admin.run, name="admin", daemon=True).start()
+    click.echo(f"gobuild serving on http://{cfg.listen}/ with data in {cfg.data_path}"
+               + (f", admin on http://{cfg.admin_listen}/" if cfg.admin_listen else ""), err=True)
+    shutdown.install(reload if config_file else None)
+    server.run()  # returns on SIGTERM/SIGINT (waitress catches the SystemExit raised by the handler)
+    server.close()  # stop accepting
+    if admin is not None:
+        admin.close()
+    shutdown.finish_builds(services.coordinator, cfg.shutdown_timeout)
+
+
+def _listener(app: Any, listen: str, threads: int, **options: Any) -> Any:
+    """A waitress server (serving.create_server) bound to listen (host:port), or a one-line error."""
+    from . import serving
+
+    host, _, port = listen.rpartition(":")
     try:
-        server = serving.create_server(app, host, port, cfg.threads)
+        return serving.create_server(app, host.strip("[]"), int(port), threads, **options)
     except OSError as e:
-        raise CommandError(f"cannot listen on {cfg.listen}: {e.strerror or e}") from e
-    server.run()
+        raise CommandError(f"cannot listen on {listen}: {e.strerror or e}") from e
 
 
 class GoFlagCommand(click.Command):

@@ -64,6 +64,31 @@ class Config:
     build: bool = _help("false: build nothing here, accept a build only when all verifiers agree "
                         "and serve their binary (verify-only mode)", default=True)
     verify_timeout: float = _help("seconds to wait for each verifier (it may build on demand)", default=1200.0)
+    admin_listen: str = _help("host:port of the admin listener (metrics, pending builds, failures); keep it "
+                              "private; \"\" turns it off", default="127.0.0.1:8001")
+    rate_limits: bool | dict[str, Any] = _help(
+        "build requests per client network and window: true (the defaults), false (off), or an object "
+        "{\"windows\": [seconds...], \"ipv4_prefixes\": [...], \"ipv6_prefixes\": [...], "
+        "\"recent\": [[per prefix] per window], \"old\": [...]}", default=True)
+    trusted_proxies: tuple[str, ...] = _help(
+        "networks (CIDR) of reverse proxies whose X-Forwarded-For names the client", default=())
+    bad_clients: tuple[dict[str, str], ...] = _help(
+        "clients refused with 403: [{\"user_agent\": \"substring\", \"networks\": \"cidr,cidr\"}]; "
+        "every given part must match, networks are required", default=())
+    module_prefixes: tuple[str, ...] = _help(
+        "build only modules under these path prefixes, e.g. [\"example.com/team\"]; empty: any module",
+        default=())
+    binary_cache_max_mb: int = _help(
+        "evict the least recently used binaries when they take more than this (MiB); 0: no cap; "
+        "an evicted binary is rebuilt on request and must reproduce its logged sum", default=0)
+    binary_cache_max_age_hours: float = _help(
+        "evict binaries not downloaded for this many hours; 0: never", default=0.0)
+    goproxy_auth_file: str = _help(
+        "netrc file with the module proxy's credentials (machine <host> login <user> password <secret>), "
+        "for a private proxy; never shown or logged", default="")
+    shutdown_timeout: float = _help("seconds SIGTERM lets running builds finish before killing them",
+                                    default=60.0)
+    log_format: str = _help("server log lines: text or json (one object per line)", default="text")
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with some keys changed (validated like the file)."""
@@ -131,14 +156,15 @@ def load(path: str | None = None, **overrides: Any) -> Config:
 
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "str": str, "int": int, "float": (int, float), "bool": bool, "tuple[str, ...]": list,
-    "dict[str, str]": dict, "tuple[dict[str, str], ...]": list,
+    "bool | dict[str, Any]": (bool, dict), "dict[str, str]": dict, "tuple[dict[str, str], ...]": list,
 }
 
 
 def _coerce(key: str, value: Any, typename: Any) -> Any:
     """Check a JSON value against the field's type; lists become tuples."""
     expected = _JSON_TYPES[str(typename)]
-    if not isinstance(value, expected) or (isinstance(value, bool) and expected is not bool):
+    takes_bool = expected is bool or (isinstance(expected, tuple) and bool in expected)
+    if not isinstance(value, expected) or (isinstance(value, bool) and not takes_bool):
         raise ConfigError(f"config: {key} has the wrong type ({type(value).__name__})")
     if isinstance(value, list):
         if "dict" in str(typename):
@@ -147,7 +173,7 @@ def _coerce(key: str, value: Any, typename: Any) -> Any:
         elif not all(isinstance(v, str) for v in value):
             raise ConfigError(f"config: {key} must be a list of strings")
         return tuple(value)
-    if isinstance(value, dict) and not _str_map(value):
+    if isinstance(value, dict) and "Any" not in str(typename) and not _str_map(value):
         raise ConfigError(f"config: {key} must map strings to strings")
     return value
 
@@ -158,8 +184,7 @@ def _str_map(d: dict[Any, Any]) -> bool:
 
 def _validate(cfg: Config) -> Config:
     """Reject values that cannot work, with a message naming the key."""
-    host, _, port = cfg.listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+    if _bad_listen(cfg.listen):
         raise ConfigError(f"config: listen {cfg.listen!r} must be host:port")
     for kv in cfg.environment:
         name, eq, _ = kv.partition("=")
@@ -182,11 +207,25 @@ def _validate(cfg: Config) -> Config:
     for v in cfg.verifiers:
         if set(v) - {"key", "url"} or "key" not in v:
             raise ConfigError(f"config: verifiers entries are {{\"key\": ..., \"url\": ...}}, got {v}")
+    if cfg.admin_listen and (_bad_listen(cfg.admin_listen) or cfg.admin_listen == cfg.listen):
+        raise ConfigError(f"config: admin_listen {cfg.admin_listen!r} must be host:port, not the public listen")
+    if cfg.log_format not in ("text", "json"):
+        raise ConfigError("config: log_format must be text or json")
+    if cfg.binary_cache_max_mb < 0 or cfg.binary_cache_max_age_hours < 0 or cfg.shutdown_timeout < 0:
+        raise ConfigError("config: binary_cache_max_mb, binary_cache_max_age_hours and shutdown_timeout "
+                          "must be >= 0")
+    if any(not p.strip("/") for p in cfg.module_prefixes):
+        raise ConfigError("config: module_prefixes entries must be module path prefixes")
     if not cfg.build and not cfg.verifiers:
         raise ConfigError("config: build is false (verify-only) but no verifiers are configured")
     if cfg.max_builds == 0:
         cfg = replace(cfg, max_builds=(os.cpu_count() or 1) + 1)
     return cfg
+
+
+def _bad_listen(listen: str) -> bool:
+    host, _, port = listen.rpartition(":")
+    return not host or not port.isdigit() or not 0 <= int(port) < 65536
 
 
 def _is_goversion(s: str) -> bool:

@@ -162,6 +162,19 @@ def _save_sumdb_state(src: Path, dst: Path) -> None:
         write_atomic(dst / f.relative_to(src), f.read_bytes())
 
 
+_live: set[subprocess.Popen[bytes]] = set()  # running go commands, for stop_all()
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def stop_all() -> None:
+    """Kill every running go command with its process group, and refuse new ones (server shutdown)."""
+    _stopping.set()
+    with _live_lock:
+        for proc in _live:
+            _kill_group(proc)
+
+
 def run(
     argv: Sequence[str],
     env: Mapping[str, str],
@@ -175,12 +188,17 @@ def run(
     """Run argv, streaming combined output line by line to log; return the output or raise.
 
     mask: (server path, name to show) pairs replaced in every line, so no server path is shown.
+    A command killed by stop_all() raises GoTimeout: a temporary failure, never stored.
     """
     masks = [(h.encode(), i.encode()) for h, i in mask]
-    proc = subprocess.Popen(
-        list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=tuple(pass_fds),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with _live_lock:
+        if _stopping.is_set():
+            raise GoTimeout(argv, -1, "not started: the server is shutting down\n")
+        proc = subprocess.Popen(
+            list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, pass_fds=tuple(pass_fds),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        _live.add(proc)
     argv = list(shown_argv or argv)
     timed_out = threading.Event()
 
@@ -207,7 +225,11 @@ def run(
             if proc.poll() is None:  # an exception on our side: leave no build running
                 _kill_group(proc)
                 proc.wait()
+            with _live_lock:
+                _live.discard(proc)
     output = b"".join(chunks).decode("utf-8", "replace")
+    if _stopping.is_set() and returncode != 0:
+        raise GoTimeout(argv, returncode, output + "\n\ngo command killed: the server is shutting down\n")
     if timed_out.is_set():
         raise GoTimeout(argv, returncode, output + f"\n\ngo command killed after {timeout:g}s timeout\n")
     if returncode != 0:

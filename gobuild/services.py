@@ -13,10 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import proxyauth
 from .builds import Builder, BuildSettings, Coordinator
+from .clients import BadClient, Network, parse_bad_clients, parse_networks
 from .config import Config, ConfigError
+from .eviction import BinaryCache
 from .gocmd import GoRunner, Sandbox, find_sandbox
 from .goproxy import GoProxyClient, goproxy_for_go
+from .metrics import Metrics, TimedLog
+from .ratelimit import RateLimiter, parse_limits
 from .spec import BuildSpec, Record, SpecError
 from .store import Store
 from .sumdb import SumDB, SumDBConfigError, SumDBSetting, configured_gosumdb, parse_gosumdb
@@ -50,6 +55,34 @@ class Services:
     streams: StreamLimit  # open live-log streams, each holding a server thread
     waits: StreamLimit  # requests waiting for a build, each holding a server thread
     versions: VersionsCache  # module version lists for the link columns
+    metrics: Metrics
+    cache: BinaryCache  # which binaries are on disk; evicts and rebuilds them
+    limiter: RateLimiter  # build starts per client network
+    trusted_proxies: tuple[Network, ...]  # whose X-Forwarded-For names the client
+    bad_clients: tuple[BadClient, ...]
+
+    def reload(self, cfg: Config) -> None:
+        """Take what can change without a restart from a new config: instance notes, limits, bad clients.
+
+        Everything is checked before anything changes: a bad file keeps the old settings."""
+        limits = parse_limits(cfg.rate_limits)
+        trusted = parse_networks(cfg.trusted_proxies, "trusted_proxies")
+        bad = parse_bad_clients(cfg.bad_clients)
+        self.limiter.configure(limits)
+        self.trusted_proxies, self.bad_clients = trusted, bad
+        self.config = self.config.with_overrides(
+            instance_notes_file=cfg.instance_notes_file, rate_limits=cfg.rate_limits,
+            trusted_proxies=cfg.trusted_proxies, bad_clients=cfg.bad_clients)
+        log.info("reloaded instance notes, rate limits, trusted proxies and bad clients")
+
+    def build_ended(self, spec: BuildSpec, seconds: float, error: BaseException | None) -> None:
+        """The coordinator's observer: metrics, and the cache learns of a new binary."""
+        self.metrics.build_ended(spec, seconds, error)
+        if error is None:
+            self.cache.published(spec)
+
+    def build_started(self, spec: BuildSpec, queued_seconds: float) -> None:
+        self.metrics.build_started(spec, queued_seconds)
 
     def recent_builds(self, count: int = 10) -> list[tuple[BuildSpec, str]]:
         """The newest logged builds, newest first: (spec, sum), read from the log's tail."""
@@ -82,6 +115,9 @@ class Checked:
     peers: list[Peer]
     sandbox: Sandbox | None  # None: builds are not isolated
     sandbox_warning: str  # why not, for the log and the home page ("" when sandboxed)
+    limiter: RateLimiter
+    trusted_proxies: tuple[Network, ...]
+    bad_clients: tuple[BadClient, ...]
 
 
 def newest_records(tlog: TransparencyLog, count: int) -> Iterator[Record]:
@@ -105,6 +141,11 @@ def check(cfg: Config) -> Checked:
         peers = parse_peers(cfg.verifiers)
     except (ValueError, SumDBConfigError) as e:
         raise ConfigError(f"config: {e}") from e
+    if cfg.goproxy_auth_file:
+        proxy.session.auth = toolchain_proxy.session.auth = proxyauth.NetrcAuth(cfg.goproxy_auth_file)
+    limiter = RateLimiter(parse_limits(cfg.rate_limits))
+    trusted = parse_networks(cfg.trusted_proxies, "trusted_proxies")
+    bad_clients = parse_bad_clients(cfg.bad_clients)
     signer = None
     if cfg.signer_key_file:
         try:
@@ -119,7 +160,7 @@ def check(cfg: Config) -> Checked:
         log.warning("GOSUMDB=off: downloaded Go toolchains will not be verified")
     sandbox, sandbox_warning = _sandbox(cfg)
     return Checked(go_proxy, proxy, _local_toolchains(cfg.toolchains), toolchain_proxy if platform else None,
-                   platform, gosumdb, signer, peers, sandbox, sandbox_warning)
+                   platform, gosumdb, signer, peers, sandbox, sandbox_warning, limiter, trusted, bad_clients)
 
 
 def _sandbox(cfg: Config) -> tuple[Sandbox | None, str]:
@@ -163,6 +204,10 @@ def _local_toolchains(configured: dict[str, str]) -> dict[str, str]:
 def build_services(cfg: Config) -> Services:
     """Check the config, then open the data dir and set up every service."""
     checked = check(cfg)
+    metrics = Metrics()
+    for client in (checked.proxy, checked.toolchain_proxy):
+        if client is not None:
+            client.session.hooks["response"].append(metrics.proxy_response)
     store = Store(cfg.data_path)
     targets = Targets()
     toolchains = _toolchains(cfg, checked, targets)
@@ -174,11 +219,19 @@ def build_services(cfg: Config) -> Services:
     verifier = None
     if checked.peers:
         own_name = note.Verifier.parse(tlog.verifier_key).name
-        verifier = Verifier(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name)
-    settings = BuildSettings(checked.go_proxy, cfg.environment, cfg.build_timeout, cfg.prepare_timeout,
+        verifier = Verifier(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name,
+                            observe=metrics.verified)
+    environment = proxyauth.go_environment(cfg.goproxy_auth_file, cfg.environment)
+    settings = BuildSettings(checked.go_proxy, environment, cfg.build_timeout, cfg.prepare_timeout,
                              checked.sandbox)
-    builder = Builder(settings, store, toolchains, cfg.cache_path, tlog, verifier, compile=cfg.build, targets=targets)
-    return Services(
+    builder = Builder(settings, store, toolchains, cfg.cache_path, TimedLog(tlog, metrics), verifier,
+                      compile=cfg.build, targets=targets)
+    cache = BinaryCache(store, builder, metrics, cfg.binary_cache_max_mb << 20,
+                        cfg.binary_cache_max_age_hours * 3600, max_rebuilds=cfg.max_builds)
+    if cache.max_age:
+        threading.Thread(target=cache.expire_forever, args=(min(cache.max_age / 4, 3600.0),), name="expire",
+                         daemon=True).start()
+    services = Services(
         config=cfg,
         store=store,
         toolchains=toolchains,
@@ -192,7 +245,25 @@ def build_services(cfg: Config) -> Services:
         streams=StreamLimit(cfg.stream_limit),
         waits=StreamLimit(cfg.wait_limit),
         versions=VersionsCache(checked.proxy.list),
+        metrics=metrics,
+        cache=cache,
+        limiter=checked.limiter,
+        trusted_proxies=checked.trusted_proxies,
+        bad_clients=checked.bad_clients,
     )
+    services.coordinator.observer = services
+    _watch(services)
+    return services
+
+
+def _watch(s: Services) -> None:
+    """The gauges that read the services' state when scraped."""
+    m = s.metrics
+    m.watch(m.queued, lambda: s.coordinator.counts()[0])
+    m.watch(m.running, lambda: s.coordinator.counts()[1])
+    m.watch(m.streams, lambda: s.streams.open)
+    m.watch(m.tlog_records, s.tlog.size)
+    m.watch(m.cache_bytes, lambda: s.cache.total)
 
 
 def _toolchains(cfg: Config, checked: Checked, targets: Targets) -> Toolchains:

@@ -40,8 +40,8 @@ def raise_open_files_limit(wanted: int = CONNECTION_LIMIT + 1000) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def create_server(app: Any, host: str, port: int, threads: int) -> Any:
-    """A waitress server with the limits above, not yet running (call .run())."""
+def create_server(app: Any, host: str, port: int, threads: int, **overrides: Any) -> Any:
+    """A waitress server with the limits above (overrides: other waitress settings), not yet running."""
     import waitress
     from waitress.channel import HTTPChannel
 
@@ -55,7 +55,7 @@ def create_server(app: Any, host: str, port: int, threads: int) -> Any:
                 self.request_started = time.monotonic()
             return bool(super().received(data))
 
-    options = waitress_options(threads)
+    options = waitress_options(threads) | overrides
     server = waitress.create_server(app, host=host, port=port, **options)  # type: ignore[attr-defined]
     server.channel_class = Channel
     plain_maintenance = server.maintenance

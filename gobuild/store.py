@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -142,7 +143,7 @@ class Store:
         except FileNotFoundError:
             return None
 
-    def result(self, spec: BuildSpec) -> Result | None:
+    def result(self, spec: BuildSpec | str) -> Result | None:
         """The successful build of spec, if any."""
         key = str(spec)
         if (cached := self._results.get(key)) is not None:
@@ -215,6 +216,28 @@ class Store:
             return True
         except FileNotFoundError:
             return False
+
+    def results(self) -> Iterator[Result]:
+        """Every published result (a scan of the index: for startup and the admin pages)."""
+        for path in (self.root / "results").glob("*/*.json"):
+            if (obj := self._read_json(str(path))) is not None:
+                yield Result(**obj)
+
+    def failures(self) -> list[Failure]:
+        """Every stored failure, newest first."""
+        found = [Failure(**obj) for path in (self.root / "failures").glob("*/*.json")
+                 if (obj := self._read_json(str(path))) is not None]
+        return sorted(found, key=lambda f: f.created, reverse=True)
+
+    def delete_blob(self, name: str) -> int:
+        """Remove a blob (an evicted binary); the bytes freed."""
+        path = self.blob_path(name)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
 
     def read_blob(self, name: str) -> bytes:
         """A small blob's bytes (logs)."""

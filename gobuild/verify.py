@@ -7,7 +7,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -127,6 +127,8 @@ class Verifier:
     timeout: float
     own_name: str
     status: dict[Peer, PeerStatus] = field(default_factory=dict)
+    # Told (peer url, seconds, "ok" | "error" | "mismatch", spec) of every answer: the metrics.
+    observe: Callable[[str, float, str, BuildSpec], None] | None = None
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self.peers)), thread_name_prefix="verify")
@@ -145,10 +147,12 @@ class Verifier:
         session = requests.Session()
         session.headers["User-Agent"] = "gobuild-verifier"
         session.headers[CHAIN_HEADER] = ",".join(chain)
+        started, outcome = time.monotonic(), "error"
         try:
             client = tlogclient.Client(peer.url, peer.key, self._state_dir(peer), session, self.timeout)
             _, text = client.lookup(str(spec))
             record = Record.parse(text)
+            outcome = "ok"
         except tlogclient.SecurityError as e:
             self.note_error(peer, "SECURITY ERROR")
             log.error("verifier %s: %s", peer.url, e)
@@ -158,6 +162,8 @@ class Verifier:
             raise VerifyError(f"build at verifier {peer.url} failed: {e}") from e
         finally:
             session.close()
+            if self.observe is not None:
+                self.observe(peer.url, time.monotonic() - started, outcome, spec)
         self.note_answer(peer)
         return record
 
@@ -182,6 +188,8 @@ class Verifier:
     def note_mismatch(self, peer: Peer, spec: BuildSpec) -> None:
         with self._lock:
             self.status[peer].mismatches += 1
+        if self.observe is not None:
+            self.observe(peer.url, 0.0, "mismatch", spec)
         log.error("verify mismatch: peer=%s spec=%s", peer.url, spec)
 
     def fetch_gz(self, peer: Peer, record: Record, dest: Path) -> None:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import datetime
 import io
+import ipaddress
 import json
+import ssl
 import threading
+import time
 import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gobuild import module
 
@@ -33,7 +43,13 @@ class _Version:
 class ModuleProxy:
     """Serves added module versions over the GOPROXY protocol; start()/stop() or use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls_dir: Path | None = None, auth: tuple[str, str] | None = None) -> None:
+        """tls_dir: serve https with a self-signed certificate written there (ca_file); auth: require
+        these basic-auth credentials on every request (401 otherwise)."""
+        self.tls_dir = tls_dir
+        self.auth = auth
+        self.unauthorized = 0  # requests refused for missing or wrong credentials
+        self._delays: dict[str, float] = {}
         self._lock = threading.Lock()
         self._modules: dict[str, dict[str, _Version]] = {}  # module path -> version -> files
         self._aliases: dict[tuple[str, str], str] = {}  # (module, query) -> version
@@ -50,12 +66,22 @@ class ModuleProxy:
         """Base URL, e.g. http://127.0.0.1:PORT (no trailing slash)."""
         assert self._server is not None, "proxy not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.tls_dir else 'http'}://{host!s}:{port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The certificate clients must trust (tls_dir only)."""
+        assert self.tls_dir is not None
+        return self.tls_dir / "cert.pem"
 
     def start(self) -> ModuleProxy:
         """Listen on a free port of 127.0.0.1 and serve from a daemon thread."""
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
+        if self.tls_dir is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*_self_signed(self.tls_dir))
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         # A short poll interval keeps stop() (which waits for the serve loop) fast.
         self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="modproxy", daemon=True)
@@ -111,6 +137,14 @@ class ModuleProxy:
             else:
                 self._failures.pop(prefix, None)
 
+    def delay(self, prefix: str, seconds: float) -> None:
+        """Answer requests whose path starts with prefix only after seconds (a slow proxy); 0 clears."""
+        with self._lock:
+            if seconds:
+                self._delays[prefix] = seconds
+            else:
+                self._delays.pop(prefix, None)
+
     def serve(self, path: str, body: bytes, status: int = 200) -> None:
         """Answer GETs of exactly path (percent-decoded, `!`-escaped) with body, e.g. to fake a broken proxy."""
         with self._lock:
@@ -131,6 +165,8 @@ class ModuleProxy:
             self._requests.append(path)
             failure = next((s for p, s in self._failures.items() if path.startswith(p)), 0)
             raw = self._raw.get(path)
+            delay = next((s for p, s in self._delays.items() if path.startswith(p)), 0.0)
+        time.sleep(delay)
         if failure:
             return failure, "text/plain", b"injected failure\n"
         if raw is not None:
@@ -195,6 +231,14 @@ def _handler_for(proxy: ModuleProxy) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if proxy.auth is not None and not _authorized(self.headers.get("Authorization", ""), proxy.auth):
+                with proxy._lock:
+                    proxy.unauthorized += 1
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="modproxy"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             status, kind, body = proxy.respond(self.path)
             self.send_response(status)
             self.send_header("Content-Type", kind)
@@ -206,6 +250,30 @@ def _handler_for(proxy: ModuleProxy) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean; ModuleProxy.requests records what was asked
 
     return Handler
+
+
+def _authorized(header: str, auth: tuple[str, str]) -> bool:
+    scheme, _, token = header.partition(" ")
+    return scheme == "Basic" and token == base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, written to directory (cert.pem, key.pem)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modproxy")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
 
 
 def make_zip(module_path: str, version: str, files: dict[str, bytes]) -> bytes:

@@ -37,9 +37,24 @@ def real_server(tmp: Path, goproxy: str, command: Sequence[str] = (sys.executabl
     command (run in cwd) is the server without its --config; the default is the checkout's app.py.
     Its stderr is printed when the block fails, to show what the server said.
     """
+    proc, base = start_server(tmp, goproxy, command, cwd, **config)
+    try:
+        yield base
+    except BaseException:
+        proc.terminate()
+        print(proc.communicate(timeout=30)[1].decode(errors="replace")[-5000:], file=sys.stderr)
+        raise
+    proc.terminate()
+    proc.communicate(timeout=30)
+
+
+def start_server(tmp: Path, goproxy: str, command: Sequence[str] = (sys.executable, "app.py"), cwd: Path = ROOT,
+                 **config: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the server (config as in real_server; no admin listener unless given); return it and its URL."""
     port = free_port()
     values: dict[str, Any] = {"listen": f"127.0.0.1:{port}", "data_dir": str(tmp / "data"), "goproxy": goproxy,
-                              "environment": ["GOSUMDB=off"], "toolchains": {GOVERSION: GOROOT}}
+                              "environment": ["GOSUMDB=off"], "toolchains": {GOVERSION: GOROOT},
+                              "admin_listen": ""}
     values.update(config)
     config_file = tmp / "config.json"
     config_file.write_text(json.dumps(values))
@@ -49,13 +64,11 @@ def real_server(tmp: Path, goproxy: str, command: Sequence[str] = (sys.executabl
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, proc)
-        yield base
     except BaseException:
-        proc.terminate()
+        proc.kill()
         print(proc.communicate(timeout=10)[1].decode(errors="replace")[-5000:], file=sys.stderr)
         raise
-    proc.terminate()
-    proc.communicate(timeout=10)
+    return proc, base
 
 
 def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from flask import Flask
@@ -13,8 +12,9 @@ from .. import config as configmod
 
 def create_app(cfg: configmod.Config | None = None) -> Flask:
     """The gobuild web app for a configuration (defaults when None)."""
+    from .. import logs
     from ..services import build_services
-    from . import api, current, errors, feeds, install, site, tlogviews, views
+    from . import admission, api, current, errors, feeds, install, instrument, site, tlogviews, views
 
     cfg = cfg or configmod.load()
     app = Flask("gobuild")  # templates/ and static/ beside this package's __init__, shipped as package data
@@ -23,9 +23,11 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     Htmx(app)  # request.htmx: whether htmx (HX-Request) asks
     current.install(app, build_services(cfg))
     app.jinja_env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(cfg.log_format)
 
     errors.register(app)
+    app.register_blueprint(instrument.bp)
+    app.register_blueprint(admission.bp)
     app.register_blueprint(site.bp)
     app.register_blueprint(tlogviews.bp)
     app.register_blueprint(install.bp)

@@ -20,3 +20,8 @@ def install(app: Flask, services: Services) -> None:
 def services() -> Services:
     """The current app's services (built by gobuild.services.build_services)."""
     return cast("Services", current_app.extensions[_KEY])
+
+
+def services_of(app: Flask) -> Services:
+    """The services installed in app (outside a request: the server's setup)."""
+    return cast("Services", app.extensions[_KEY])

@@ -13,6 +13,7 @@ from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion
 from . import negotiate
+from .current import services
 from .urls import BadPath
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def error_response(e: Exception) -> Response:
     status = _status_of(e)
     if status >= 500 and not isinstance(e, (BuildError, RemoteError, HTTPProblem)):
         log.exception("internal error on %s %s", request.method, request.path, exc_info=e)
+        services().metrics.panics.inc()
         message = "internal server error"
     elif isinstance(e, HTTPException):
         message = e.description or ""
@@ -69,7 +71,7 @@ def error_response(e: Exception) -> Response:
         resp.headers["Allow"] = "GET, HEAD"
     if isinstance(e, HTTPException):
         for k, v in e.get_headers():
-            if k.lower() == "allow":
+            if k.lower() in ("allow", "retry-after"):
                 resp.headers[k] = v
     return resp
 

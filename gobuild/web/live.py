@@ -47,6 +47,12 @@ class StreamLimit:
             self._open -= 1
 
     @property
+    def open(self) -> int:
+        """Streams open now."""
+        with self._lock:
+            return self._open
+
+    @property
     def full(self) -> bool:
         """Whether a new stream would be refused now."""
         with self._lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Response, request
 
 from ..failures import BuildError, Busy, TemporaryFailure
@@ -19,6 +21,9 @@ from .views import wait_for_build
 bp = Blueprint("tlog", __name__, url_prefix="/tlog")
 
 TEXT = "text/plain; charset=UTF-8"
+PEER_WAIT = 5.0  # seconds a lookup without the chain header waits for a build that waits on its verifiers
+WAITING_ON_VERIFIERS = ("this build is waiting for its verifiers; a verifier that does not send the "
+                        f"{CHAIN_HEADER} header cannot get its record before they agree, try again later")
 MAX_TILE_HEIGHT = 8  # what every client uses; taller tiles would let one request read a huge range
 
 
@@ -47,6 +52,8 @@ def lookup(key: str) -> Response:
         check_spec_paths(parsed)  # before any proxy or go command sees it
         spec = _canonical(parsed)
         chain = tuple(n for n in request.headers.get(CHAIN_HEADER, "").split(",") if n)
+        if not chain and _waits_on_verifiers(spec):
+            return _error(503, f"{key}: {WAITING_ON_VERIFIERS}")
         number = wait_for_build(spec, chain).record_number
         assert number is not None  # every build is logged (Builder._recorded)
     except (SpecError, BadPath, InvalidPath, InvalidVersion, ProxyNotFound) as e:
@@ -61,6 +68,27 @@ def lookup(key: str) -> Response:
         # Like the original: a spec that cannot be built has no record (404), the rest is ours.
         return _error(404 if e.status < 500 else e.status, f"{key}: {e}")
     return _text(s.tlog.lookup_response(number))
+
+
+def _waits_on_verifiers(spec: BuildSpec) -> bool:
+    """Whether our own build of spec has waited on its verifiers for PEER_WAIT seconds without ending.
+
+    A lookup without the chain header may come from a verifier that does not send it (the original
+    gobuild), asking back about the build that waits for it: answering only after our verifiers
+    agree would make both wait verify_timeout. Nothing may be logged before they agree, so such a
+    lookup gets a 503 after a short wait instead (README: "Instances that verify each other")."""
+    s = services()
+    job = s.coordinator.get(spec) if s.verifier is not None else None
+    if job is None:
+        return False
+    verifying_since = None
+    while not job.done.wait(0.2):
+        if job.state != "verifying":
+            continue
+        verifying_since = verifying_since or time.monotonic()
+        if time.monotonic() - verifying_since >= PEER_WAIT:
+            return True
+    return False
 
 
 def _canonical(spec: BuildSpec) -> BuildSpec:

@@ -14,7 +14,7 @@ from ..goproxy import redacted
 from ..module import InvalidPath, check_path, is_valid_path
 from ..spec import BuildSpec, Record, SpecError
 from ..store import Failure, Result
-from . import files, live, pages, resultfiles, urls
+from . import admission, files, live, pages, resultfiles, urls
 from .current import services
 from .errors import HTTPProblem
 
@@ -165,10 +165,12 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
     if page == "live":
         return live.fragment(spec)
     if page == "start":  # the Start button: opening the page itself never builds (crawlers)
-        s.coordinator.start(spec)
+        admission.admit(spec)
+        s.coordinator.start(spec, initiator=admission.client())
         return _redirect(spec.link(), 303)
+    admission.admit(spec)
     try:
-        result = wait_for_build(spec)
+        result = wait_for_build(spec, initiator=admission.client())
     except PermanentFailure as e:
         raise _naming_page(spec, e) from None
     if page == "retry":  # POST retry of something never built: it is built now, show it
@@ -226,7 +228,7 @@ def _canonical(spec: BuildSpec) -> BuildSpec:
     return spec.with_(goversion=goversion, version=version)
 
 
-def wait_for_build(spec: BuildSpec, chain: tuple[str, ...] = ()) -> Result:
+def wait_for_build(spec: BuildSpec, chain: tuple[str, ...] = (), initiator: str = "") -> Result:
     """The logged result of spec, building it if needed and waiting for it.
 
     Waiting holds a server thread, so only max_waiting requests wait at once; past that the build
@@ -235,11 +237,12 @@ def wait_for_build(spec: BuildSpec, chain: tuple[str, ...] = ()) -> Result:
     s = services()
     if (result := s.store.result(spec)) is not None:
         return result
-    job = s.coordinator.start(spec, chain)
+    job = s.coordinator.start(spec, chain, initiator)
     if not s.waits.acquire():
         raise Busy("too many requests are waiting for builds; the build goes on, try again later")
     try:
-        return job.wait(build_wait_seconds())
+        with s.metrics.waiting.track_inprogress():
+            return job.wait(build_wait_seconds())
     finally:
         s.waits.release()
 
@@ -295,6 +298,7 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
         return resultfiles.serve(spec, result, page)
     if page.startswith("legacy-"):
         return _redirect(spec.result_link(sum_) + _page_name(spec, page.removeprefix("legacy-")), 301)
+    result = s.cache.serve(spec, result)  # rebuilt here if it was evicted
     return files.binary(s.store, result, spec, gz=page.endswith(".gz"))
 
 

@@ -394,7 +394,7 @@ class GoRunner:
         view = View(SANDBOX_HOME, SANDBOX_GOROOT, SANDBOX_MODCACHE if modcache else "",
                     SANDBOX_GOCACHE if modcache else "")
         env = go_environment(view, goversion, self.goproxy, self.extra, target, offline=not network)
-        binds = [(goroot, SANDBOX_GOROOT, False), (home, SANDBOX_HOME, True)]
+        binds = [(goroot, SANDBOX_GOROOT, False), (home, SANDBOX_HOME, True), *_sandbox_files(env, home, network)]
         if modcache:
             binds += [(Path(host.modcache), SANDBOX_MODCACHE, modcache == "rw"),
                       (Path(host.gocache), SANDBOX_GOCACHE, True)]
@@ -437,6 +437,33 @@ class GoRunner:
                 return
             self._given.add(path)
         give_to(path, uid)
+
+
+# Files the configured environment names for TLS: shown read-only inside the sandbox's /tmp (bwrap
+# would create other missing parents with mode 0700, closed to the sandbox identity).
+_CERT_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+SANDBOX_NETRC = SANDBOX_HOME + "/.netrc"
+
+
+def _sandbox_files(env: dict[str, str], home: Path, network: bool) -> list[tuple[Path, str, bool]]:
+    """Make the files env refers to reachable in the sandbox, rewriting env to their sandbox paths.
+
+    The module proxy's credentials (NETRC) go only to commands that may reach the network (downloads,
+    which run no module code), as a copy in the command's own HOME, which the sandbox identity owns
+    and which is removed with it; compiles never see them.
+    """
+    binds = []
+    netrc = env.pop("NETRC", "")
+    if netrc and network:
+        shutil.copyfile(netrc, home / ".netrc")
+        os.chmod(home / ".netrc", 0o600)
+        env["NETRC"] = SANDBOX_NETRC
+    for name in _CERT_VARIABLES:
+        path = env.get(name, "")
+        if os.path.isabs(path) and os.path.exists(path):
+            env[name] = f"/tmp/{name.lower()}"
+            binds.append((Path(path), env[name], False))
+    return binds
 
 
 def host_go_env(name: str) -> str:

@@ -74,7 +74,10 @@ _REASONS: list[tuple[str, tuple[str, ...]]] = [
     ("invalid link reference", ("link: ", ": invalid reference to ")),
 ]
 UNCLASSIFIED = "unclassified"  # the output says why, but not in a way listed above: show its last lines
-_SOURCE_LINE = re.compile(r"go/pkg/mod/.*\.go:[1-9][0-9]*:[1-9][0-9]*: ")
+# A compile error in the module's source. Go names the file by its module cache path: GOPATH's
+# go/pkg/mod/ as the original has it, or the sandbox's /gomodcache/ (gocmd.SANDBOX_MODCACHE).
+_SOURCE_LINE = re.compile(r"(?:go/pkg/mod|^/gomodcache)/.*\.go:[1-9][0-9]*:[1-9][0-9]*: ", re.MULTILINE)
+_POSITION = re.compile(r"\.go:[1-9][0-9]*(?::[1-9][0-9]*)?: ")
 
 # Output that means the network or the proxy failed, not the module: retry later, store nothing.
 _TEMPORARY = ("dial tcp", "connection refused", "i/o timeout", "TLS handshake timeout",
@@ -100,7 +103,7 @@ _TRACE = re.compile(r"^(?:mkdir|cd|cat|rm|mv|cp|echo|touch|chmod|ln|EOF\b|WORK=|
 def cause(output: str, count: int = 3) -> str:
     """The last lines of go's output that say why it failed (not -x commands or -v package names)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    meaningful = [line for line in lines if " " in line and not _TRACE.search(line)]
+    meaningful = [line for line in lines if " " in line and (_POSITION.search(line) or not _TRACE.search(line))]
     text = " | ".join((meaningful or lines)[-count:])
     return "".join(c if c.isprintable() else "?" for c in text)[:1000]
 

@@ -53,9 +53,9 @@ def _build(app: Flask, spec: BuildSpec) -> tuple[int, str, str]:
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 def test_the_sandbox_changes_no_byte(proxy: ModuleProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      sandbox: gocmd.Sandbox) -> None:
-    import gobuild.web
+    import gobuild.services
 
-    monkeypatch.setattr(gobuild.web, "find_sandbox", lambda: (sandbox, ""))
+    monkeypatch.setattr(gobuild.services, "find_sandbox", lambda: (sandbox, ""))
     spec = BuildSpec("example.com/app", "v1.0.0", "/", "linux", "amd64", GOVERSION)
     sums = {}
     for mode in ("auto", "off"):

@@ -39,6 +39,7 @@ from .failures import (
 from .goproxy import redacted
 from .packages import Package, Target, main_packages, scan
 from .spec import BuildSpec, GoVersion, Record, sum_from_digest
+from .states import JobState
 from .store import Failure, Result, Store, digest_file
 from .targets import Targets
 from .toolchains import Toolchain, Toolchains
@@ -407,7 +408,7 @@ class Job:
     spec: BuildSpec
     log_path: Path
     chain: tuple[str, ...] = ()  # instances a verification request came through
-    state: str = "queued"  # queued, running, verifying, done
+    state: JobState = JobState.QUEUED
     result: Result | None = None
     error: BuildError | None = None
     started: float | None = None
@@ -519,7 +520,7 @@ class Coordinator:
         while self._queue and self._running < self.max_builds:
             job = self._queue.popleft()
             self._running += 1
-            job.state, job.started = "running", time.monotonic()
+            job.state, job.started = JobState.RUNNING, time.monotonic()
             threading.Thread(target=self._run, args=(job,), name=f"build {job.spec}", daemon=True).start()
         self._cond.notify_all()
 
@@ -540,7 +541,7 @@ class Coordinator:
         finally:
             self._release(job)
             with self._cond:
-                job.state, job.finished = "done", time.monotonic()
+                job.state, job.finished = JobState.DONE, time.monotonic()
                 del self._jobs[(job.spec, job.chain)]
                 self._finished.append(job)
                 self._cond.notify_all()
@@ -550,7 +551,7 @@ class Coordinator:
     def _release(self, job: Job) -> None:
         """Give the job's build slot back once: waiting for verifiers needs no CPU."""
         with self._cond:
-            if job.state == "running":
-                job.state = "verifying"
+            if job.state == JobState.RUNNING:
+                job.state = JobState.VERIFYING
                 self._running -= 1
                 self._dispatch()

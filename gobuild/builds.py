@@ -39,6 +39,7 @@ from .failures import (
 from .goproxy import redacted
 from .packages import Package, Target, main_packages, scan
 from .spec import BuildSpec, GoVersion, Record, sum_from_digest
+from .states import JobState
 from .store import Failure, Result, Store, digest_file
 from .targets import Targets
 from .toolchains import Toolchain, Toolchains
@@ -423,7 +424,7 @@ class Job:
     chain: tuple[str, ...] = ()  # instances a verification request came through
     initiator: str = ""  # the client address that started it
     created: float = field(default_factory=time.monotonic)
-    state: str = "queued"  # queued, running, verifying, done
+    state: JobState = JobState.QUEUED
     result: Result | None = None
     error: BuildError | None = None
     started: float | None = None
@@ -534,7 +535,7 @@ class Coordinator:
                 self._end(job)
             self._cond.notify_all()
             return self._cond.wait_for(
-                lambda: not any(job.state == "running" or not compiling_only for job in self._jobs.values()),
+                lambda: not any(job.state == JobState.RUNNING or not compiling_only for job in self._jobs.values()),
                 max(0.0, deadline - time.monotonic()))
 
     def get(self, spec: BuildSpec) -> Job | None:
@@ -565,7 +566,7 @@ class Coordinator:
         while self._queue and self._running < self.max_builds and not self.closed:
             job = self._queue.popleft()
             self._running += 1
-            job.state, job.started = "running", time.monotonic()
+            job.state, job.started = JobState.RUNNING, time.monotonic()
             threading.Thread(target=self._run, args=(job,), name=f"build {job.spec}", daemon=True).start()
         self._cond.notify_all()
 
@@ -595,7 +596,7 @@ class Coordinator:
 
     def _end(self, job: Job) -> None:
         """Mark job done and forget it (the condition is held)."""
-        job.state, job.finished = "done", time.monotonic()
+        job.state, job.finished = JobState.DONE, time.monotonic()
         del self._jobs[(job.spec, job.chain)]
         self._finished.append(job)
         self._cond.notify_all()
@@ -605,7 +606,7 @@ class Coordinator:
     def _release(self, job: Job) -> None:
         """Give the job's build slot back once: waiting for verifiers needs no CPU."""
         with self._cond:
-            if job.state == "running":
-                job.state = "verifying"
+            if job.state == JobState.RUNNING:
+                job.state = JobState.VERIFYING
                 self._running -= 1
                 self._dispatch()

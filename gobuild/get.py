@@ -2,45 +2,39 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import re
-import secrets
 import sys
-import time
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
 
 import requests
 import urllib3
 
-from .durable import fsync_dir
-from .spec import BuildSpec, GoVersion, Record, SpecError, parse_sum, sum_from_digest
+# The "as" imports are re-exports: callers import `get` alone for the command and its parts.
+from .getcmd.errors import EXIT_ERROR as EXIT_ERROR
+from .getcmd.errors import EXIT_SECURITY as EXIT_SECURITY
+from .getcmd.errors import EXIT_USAGE as EXIT_USAGE
+from .getcmd.errors import GetError as GetError
+from .getcmd.errors import SecurityFailure as SecurityFailure
+from .getcmd.errors import UsageError as UsageError
+from .getcmd.goflags import normalize_go_flags as normalize_go_flags
+from .getcmd.output import Output as Output
+from .getcmd.output import mb
+from .getcmd.safeinstall import CHUNK
+from .getcmd.safeinstall import gunzip as gunzip
+from .getcmd.safeinstall import write_verified as write_verified
+from .spec import BuildSpec, GoVersion, Record, SpecError, parse_sum
 from .targets import DEFAULT_TARGETS
 from .tlog import client as tlogclient
 from .tlog import note
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_SECURITY = 3  # distinct, so scripts can tell a misbehaving server from a flaky one
-
 USER_AGENT = "gobuild-get (https://github.com/mjl-/gobuild)"
 TIMEOUT = 300.0  # a lookup may wait for a build on the server
-CHUNK = 1 << 16
-GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib expects a gzip header and checks the CRC trailer
-TEMP_MARK = ".gobuildget"  # temp files in bindir are named <name>.gobuildget<random>
-
-# Flags as Go's flag package would see them; cli.py declares the same names.
-BOOL_FLAGS = frozenset({"stripped", "download", "quiet", "verbose"})
-VALUE_FLAGS = frozenset({"verifierkey", "url", "sum", "target", "goversion", "bindir"})
 
 _SEMVER = re.compile(r"v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
-_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
-_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 # Python's names for this machine -> Go's GOOS/GOARCH.
 _GOOS = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin": "windows", "aix": "aix",
@@ -50,24 +44,6 @@ _GOARCH = {"x86_64": "amd64", "amd64": "amd64", "i386": "386", "i486": "386", "i
            "armv8l": "arm", "arm": "arm", "riscv64": "riscv64", "ppc64le": "ppc64le", "ppc64": "ppc64",
            "s390x": "s390x", "mips": "mips", "mipsel": "mipsle", "mips64": "mips64", "mips64el": "mips64le",
            "loongarch64": "loong64"}
-
-
-class GetError(Exception):
-    """A failure of `gobuild get`, shown as one line; exit_code says what kind."""
-
-    exit_code = EXIT_ERROR
-
-
-class UsageError(GetError):
-    """Bad flags or arguments, or no verifier key: the user must change the command."""
-
-    exit_code = EXIT_USAGE
-
-
-class SecurityFailure(GetError):
-    """The server's log contradicts what this client saw before; the message is the full proof."""
-
-    exit_code = EXIT_SECURITY
 
 
 @dataclass(frozen=True)
@@ -85,37 +61,6 @@ class Options:
     quiet: bool = False
     verbose: bool = False
 
-
-# Go-style flags ---------------------------------------------------------------------------------
-
-
-def parse_go_bool(s: str) -> bool:
-    """Parse a boolean as Go's strconv.ParseBool does."""
-    if s in _GO_TRUE:
-        return True
-    if s in _GO_FALSE:
-        return False
-    raise ValueError(f"invalid boolean value {s!r}")
-
-
-def normalize_go_flags(args: Sequence[str]) -> list[str]:
-    """Rewrite Go flag syntax (--name, -name=value, -bool=false) into what click parses."""
-    out: list[str] = []
-    for i, arg in enumerate(args):
-        if arg == "--":
-            return out + list(args[i:])
-        if not arg.startswith("-") or arg == "-":
-            out.append(arg)
-            continue
-        name, eq, value = arg.lstrip("-").partition("=")
-        if name in BOOL_FLAGS:
-            on = parse_go_bool(value) if eq else True
-            out.append(f"-{name}" if on else f"-no-{name}")
-        elif name in VALUE_FLAGS and arg.startswith("--"):
-            out.append(f"-{name}{eq}{value}")
-        else:
-            out.append(arg)
-    return out
 
 
 # What to look up --------------------------------------------------------------------------------
@@ -278,180 +223,8 @@ def check_record(want: BuildSpec, got: Record, expected_sum: str | None) -> None
         raise GetError(f"server answered lookup of {want} with a record for {g}")
 
 
-# Output -----------------------------------------------------------------------------------------
-
-
-class Output:
-    """Messages to stderr: normal ones unless quiet, debug ones when verbose."""
-
-    def __init__(self, quiet: bool, verbose: bool, stream: TextIO | None = None) -> None:
-        self.quiet = quiet
-        self.verbose = verbose
-        self._stream = stream
-
-    @property
-    def stream(self) -> TextIO:
-        """The stream in use; sys.stderr is looked up late so test capture works."""
-        return self._stream or sys.stderr
-
-    def info(self, msg: str) -> None:
-        """Print msg unless quiet."""
-        if not self.quiet:
-            print(msg, file=self.stream, flush=True)
-
-    def debug(self, msg: str) -> None:
-        """Print msg when verbose."""
-        if self.verbose:
-            print(msg, file=self.stream, flush=True)
-
-    def progress(self, total: int) -> Progress:
-        """Return a download progress indicator, drawn only when stderr is a terminal."""
-        if self.quiet or not self.stream.isatty():
-            return _NoProgress()
-        return _Progress(self.stream, total)
-
-
-class Progress(Protocol):
-    """Shows how many of the binary's bytes arrived."""
-
-    def __call__(self, done: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class _NoProgress:
-    """Progress for pipes and -quiet: nothing."""
-
-    def __call__(self, done: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _Progress:
-    """A one-line progress indicator that redraws itself at most ten times a second."""
-
-    def __init__(self, stream: TextIO, total: int) -> None:
-        self.stream = stream
-        self.total = max(total, 1)
-        self.last = 0.0
-        self.drawn = False
-
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if done < self.total and now - self.last < 0.1:
-            return
-        self.last = now
-        self.drawn = True
-        self.stream.write(f"\rdownloading {mb(done)} of {mb(self.total)} ({100 * done // self.total}%)")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """Erase the line, so the next message (or error) starts clean."""
-        if self.drawn:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-
-
-def mb(size: int) -> str:
-    """Format a byte count like the original's messages: 12.3mb."""
-    return f"{size / (1024 * 1024):.1f}mb"
-
 
 # Downloading ------------------------------------------------------------------------------------
-
-
-def gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Decompress a gzip stream piece by piece (members may be concatenated, like Go's reader)."""
-    d = zlib.decompressobj(GZIP_WBITS)
-    seen = False
-    try:
-        for data in chunks:
-            seen = seen or bool(data)
-            while data:
-                if d.eof:
-                    d = zlib.decompressobj(GZIP_WBITS)  # the next gzip member
-                # Bounded output per call: a small gzip cannot blow up memory.
-                out = d.decompress(data, CHUNK)
-                data = d.unused_data if d.eof else d.unconsumed_tail
-                if out:
-                    yield out
-            while not d.eof and (out := d.decompress(b"", CHUNK)):
-                yield out
-    except zlib.error as e:
-        raise GetError(f"downloaded file is not valid gzip: {e}") from None
-    if not seen or not d.eof:
-        raise GetError("downloaded file is not valid gzip: truncated")
-
-
-def _create_temp(bindir: Path, name: str) -> tuple[int, Path]:
-    """Create a new temp file <name>.gobuildget<random> in bindir; the mode follows the umask."""
-    for _ in range(100):
-        path = bindir / f"{name}{TEMP_MARK}{secrets.token_hex(6)}"
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), path
-        except FileExistsError:
-            continue
-    raise GetError(f"cannot create a temp file in {bindir}")
-
-
-def _add_exec_bits(fd: int) -> None:
-    """Add execute permission wherever read permission is set (as chmod a+x would, by readers)."""
-    if not hasattr(os, "fchmod"):
-        return  # Windows: executability comes from the .exe name
-    mode = os.fstat(fd).st_mode & 0o7777
-    os.fchmod(fd, mode | (mode & 0o444) >> 2)
-
-
-def _install(tmp: Path, dst: Path) -> None:
-    """Move tmp to dst atomically, never replacing a file that appeared at dst meanwhile."""
-    try:
-        # A hard link, unlike rename, fails if dst exists.
-        os.link(tmp, dst)
-    except FileExistsError:
-        raise GetError(f"{dst} already exists, not overwriting") from None
-    except OSError:
-        # A file system without hard links: check, then rename.
-        if os.path.lexists(dst):
-            raise GetError(f"{dst} already exists, not overwriting") from None
-        os.replace(tmp, dst)
-    else:
-        os.unlink(tmp)
-    fsync_dir(dst.parent)
-
-
-def write_verified(chunks: Iterable[bytes], bindir: Path, dst: Path, record: Record,
-                   progress: Callable[[int], None]) -> None:
-    """Gunzip chunks into a temp file in bindir while hashing, then install it at dst if the sum matches."""
-    fd, tmp = _create_temp(bindir, dst.name)
-    try:
-        h = hashlib.sha256()
-        size = 0
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            for piece in gunzip(chunks):
-                size += len(piece)
-                if size > record.size:
-                    raise GetError(f"downloaded binary is larger than the {record.size} bytes in the record")
-                h.update(piece)
-                f.write(piece)
-                progress(size)
-            f.flush()
-            got = sum_from_digest(h.digest())
-            if got != record.sum:
-                raise GetError(f"downloaded binary has sum {got}, expected {record.sum}")
-            if size != record.size:
-                raise GetError(f"downloaded binary has {size} bytes, expected {record.size}")
-            _add_exec_bits(fd)
-            os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        _install(tmp, dst)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _open_download(session: requests.Session, url: str) -> requests.Response:

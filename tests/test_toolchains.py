@@ -40,6 +40,7 @@ from gobuild.toolchains import (
     VersionList,
     VersionPolicy,
 )
+from gobuild.toolchains import install as tcinstall
 from tests.conftest import GOROOT, GOVERSION
 from tests.modproxy import ModuleProxy, hello_module, make_zip
 from tests.toolchainfake import (
@@ -248,7 +249,7 @@ def test_gosumdb_off_installs_and_says_so(tmp_path: Path, modproxy: ModuleProxy,
 
 def test_progress_lines_for_slow_downloads(tmp_path: Path, published: ModuleProxy, db: FakeSumDB,
                                            caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tcmod, "PROGRESS_INTERVAL", 0.01)
+    monkeypatch.setattr(tcinstall, "PROGRESS_INTERVAL", 0.01)
     tc = make(tmp_path, published, db)
     original = tc.proxy.zip  # type: ignore[union-attr]
 

@@ -13,11 +13,13 @@ from flask import Blueprint, Response, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..spec import BuildSpec
+from ..states import BuildState
 from ..store import Result
 from . import live, negotiate, urls
 from .current import services
 from .errors import HTTPProblem
 from .install import SCRIPT
+from .urls import Page
 
 bp = Blueprint("api", __name__)
 
@@ -38,7 +40,7 @@ def json_twin() -> Response | BaseResponse | None:
         return commands(target.module, "latest")
     if isinstance(target, urls.ShortURL):
         return commands(target.module, target.version)
-    if target.page != "":
+    if target.page != Page.MAIN:
         return None  # files, logs, events: not pages
     if target.sum is None:
         return build_status(target.spec)
@@ -109,19 +111,19 @@ def build_status(spec: BuildSpec) -> Response | BaseResponse:
     """Where a build is: pending, queued (with position), running, verifying, success or failed."""
     s = services()
     if (done := s.store.result(spec)) is not None:
-        return _json(_spec_doc(spec) | {"state": "success", "result": _result_doc(spec, done)})
+        return _json(_spec_doc(spec) | {"state": BuildState.SUCCESS, "result": _result_doc(spec, done)})
     if (failure := s.store.failure(spec)) is not None:
         error = {"status": 422, "code": "build-failed", "message": failure.error, "reason": failure.reason}
-        return _json(_spec_doc(spec) | {"state": "failed", "error": error, "log_url": spec.link() + "log",
-                                        "retry_url": spec.link() + "retry"}, 422)
+        return _json(_spec_doc(spec) | {"state": BuildState.FAILED, "error": error, "log_url": spec.link() + Page.LOG,
+                                        "retry_url": spec.link() + Page.RETRY}, 422)
     canonical = spec.with_(goversion=s.toolchains.resolve(spec.goversion),
                            version=s.proxy.resolve(spec.module, spec.version))
     if canonical != spec:
         return redirect(canonical.link(), 307)
     job = s.coordinator.last(spec)
     status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0)
-    doc = _spec_doc(spec) | {"state": status.state, "start_url": spec.link() + "start"}
-    if status.state == "queued":
+    doc = _spec_doc(spec) | {"state": status.state, "start_url": spec.link() + Page.START}
+    if status.state == BuildState.QUEUED:
         doc["queue_position"] = status.position
     if status.error:
         doc["error"] = status.error
@@ -152,6 +154,7 @@ def _result_doc(spec: BuildSpec, done: Result) -> dict[str, Any]:
     return _spec_doc(spec) | {
         "sum": done.sum, "size": done.size, "size_gz": done.size_gz, "record_number": done.record_number,
         "created": done.created, "sha256": done.binary, "result_url": base,
-        "files": {"binary": base + name, "gz": base + name + ".gz", "log": base + "log", "record": base + "record",
-                  "proof": base + "proof", "buildinfo": base + "buildinfo", "sbom": base + "sbom.cdx.json"},
+        "files": {"binary": base + name, "gz": base + name + ".gz", "log": base + Page.LOG,
+                  "record": base + Page.RECORD, "proof": base + Page.PROOF, "buildinfo": base + Page.BUILDINFO,
+                  "sbom": base + Page.SBOM},
     }

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import Job
 from ..spec import BuildSpec
+from ..states import BuildState, JobState
 from ..store import Result, Store
 from .current import services
 
@@ -115,7 +116,7 @@ class LogTail:
 class Status:
     """What the status line of a build page says."""
 
-    state: str  # pending, queued, running, verifying, success, failed, tempfailed, gone
+    state: BuildState
     position: int = 0  # queued: 1 + jobs before it
     error: str = ""
     href: str = ""  # success: the result page
@@ -124,28 +125,28 @@ class Status:
     @property
     def busy(self) -> bool:
         """Whether the build is still going."""
-        return self.state in ("queued", "running", "verifying")
+        return self.state in (BuildState.QUEUED, BuildState.RUNNING, BuildState.VERIFYING)
 
     @property
     def kind(self) -> str:
         """The original's update Kind for a final state."""
-        return {"success": "Success", "failed": "PermFailed"}.get(self.state, "TempFailed")
+        return {BuildState.SUCCESS: "Success", BuildState.FAILED: "PermFailed"}.get(self.state, "TempFailed")
 
 
 def status_of(job: Job | None, position: int = 0) -> Status:
     """The status of a job (None: nothing runs), as the page and the events show it."""
     if job is None:
-        return Status("pending")
+        return Status(BuildState.PENDING)
     if not job.done.is_set():
         if position > 0:
-            return Status("queued", position)
-        return Status("verifying" if job.state == "verifying" else "running")
+            return Status(BuildState.QUEUED, position)
+        return Status(BuildState.VERIFYING if job.state == JobState.VERIFYING else BuildState.RUNNING)
     if job.result is not None:
-        return Status("success", href=job.spec.result_link(job.result.sum))
+        return Status(BuildState.SUCCESS, href=job.spec.result_link(job.result.sum))
     error = job.error
     if error is not None and error.status < 500:  # 4xx: the build cannot work as asked
-        return Status("failed", error=str(error), stored=getattr(error, "reason", None) is not None)
-    return Status("tempfailed", error=str(error) if error is not None else "the build ended without a result")
+        return Status(BuildState.FAILED, error=str(error), stored=getattr(error, "reason", None) is not None)
+    return Status(BuildState.TEMPFAILED, error=str(error) if error is not None else "the build ended without a result")
 
 
 def _sse(event: str, data: str, id_: int | None = None) -> str:
@@ -160,7 +161,7 @@ def update_event(payload: dict[str, object]) -> str:
 
 
 def _update_payload(status: Status) -> dict[str, object]:
-    if status.state == "success":
+    if status.state == BuildState.SUCCESS:
         return {"Kind": "Success", "Sum": status.href.rstrip("/").rsplit("/", 1)[1]}
     return {"Kind": status.kind, "Error": status.error}
 
@@ -220,12 +221,12 @@ def events(spec: BuildSpec) -> Response:
 def _job_events(job: Job | None, offset: int) -> Iterator[str]:
     yield ": keepalive\n\n"
     if job is None:  # resumed, but this process has no such build (it restarted): log offsets mean nothing
-        yield from _final_events(Status("gone", error="the build is not running any more, start it again"))
+        yield from _final_events(Status(BuildState.GONE, error="the build is not running any more, start it again"))
         return
     s = services()
     tail = LogTail.of_job(job, s.store, offset)
     try:
-        last_position, last_status, last_sent = -1, Status("pending"), time.monotonic()
+        last_position, last_status, last_sent = -1, Status(BuildState.PENDING), time.monotonic()
         while True:
             done = job.done.is_set()
             if not done:
@@ -259,7 +260,7 @@ def _final_events(status: Status) -> Iterator[str]:
 def result_events(spec: BuildSpec, result: Result) -> Response:
     """SSE for a result URL: the original's single Success event; a resuming reader gets the log's rest first."""
     offset, resuming = resume_offset()
-    status = Status("success", href=spec.result_link(result.sum))
+    status = Status(BuildState.SUCCESS, href=spec.result_link(result.sum))
     if not resuming:
         return _event_stream(iter([update_event(_update_payload(status))]))
 
@@ -280,7 +281,7 @@ def fragment(spec: BuildSpec) -> BaseResponse:
     if job is None:  # nothing to follow: let the page render what is there now
         return redirect_fragment(None)
     status = status_of(job, s.coordinator.queue_position(job))
-    if status.state == "success":
+    if status.state == BuildState.SUCCESS:
         return redirect_fragment(status.href)
     tail = LogTail.of_job(job, s.store, offset)
     try:

@@ -12,18 +12,19 @@ from ..store import Result
 from .current import services
 from .errors import HTTPProblem
 from .files import IMMUTABLE
+from .urls import Page
 
-PAGES = ("proof", "buildinfo", "sbom.cdx.json")
+PAGES = (Page.PROOF, Page.BUILDINFO, Page.SBOM)
 
 log = logging.getLogger(__name__)
 
 
-def serve(spec: BuildSpec, result: Result, page: str) -> Response:
+def serve(spec: BuildSpec, result: Result, page: Page) -> Response:
     """The file named page (one of PAGES) of a finished build."""
-    if page == "proof":
+    if page == Page.PROOF:
         return _proof(spec, result)
     info = build_info(spec, result)
-    if page == "buildinfo":
+    if page == Page.BUILDINFO:
         return _immutable(info.text, "text/plain")
     return _immutable(sbom.make(spec, result, info), "application/vnd.cyclonedx+json")
 

@@ -11,6 +11,7 @@ from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion, is_canonical_version
 from ..spec import BuildSpec, SpecError
+from ..states import JobState
 from ..tlog.server import LogError
 from ..verify import CHAIN_HEADER
 from .current import services
@@ -83,7 +84,7 @@ def _waits_on_verifiers(spec: BuildSpec) -> bool:
         return False
     verifying_since = None
     while not job.done.wait(0.2):
-        if job.state != "verifying":
+        if job.state != JobState.VERIFYING:
             continue
         verifying_since = verifying_since or time.monotonic()
         if time.monotonic() - verifying_since >= PEER_WAIT:

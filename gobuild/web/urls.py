@@ -5,11 +5,34 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Collection
 from dataclasses import dataclass
+from enum import StrEnum
 
 from ..module import InvalidPath, check_import_path, check_path
 from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, is_sum
 
-PAGES = ("", "log", "dl", "record", "events", "retry", "start", "live", "proof", "buildinfo", "sbom.cdx.json")
+
+class Page(StrEnum):
+    """The kind of page a build or result URL names: its last element (the binary's file name is a kind)."""
+
+    MAIN = ""  # the build or result page itself
+    LOG = "log"
+    DL = "dl"
+    RECORD = "record"
+    EVENTS = "events"
+    RETRY = "retry"
+    START = "start"
+    LIVE = "live"
+    PROOF = "proof"
+    BUILDINFO = "buildinfo"
+    SBOM = "sbom.cdx.json"
+    FILE = "file"
+    FILE_GZ = "file.gz"
+    LEGACY_FILE = "legacy-file"  # an original gobuild's name for /vN commands
+    LEGACY_FILE_GZ = "legacy-file.gz"
+
+
+# The pages named by a fixed last element; the file kinds are named by the spec's file name.
+PAGES = tuple(p for p in Page if p not in (Page.FILE, Page.FILE_GZ, Page.LEGACY_FILE, Page.LEGACY_FILE_GZ))
 
 
 class BadPath(Exception):
@@ -37,7 +60,7 @@ class SpecURL:
 
     spec: BuildSpec
     sum: str | None
-    page: str  # one of PAGES, or "file", "file.gz", "legacy-file", "legacy-file.gz"
+    page: Page
 
 
 def clean_path(path: str) -> str:
@@ -105,14 +128,14 @@ def check_spec_paths(spec: BuildSpec) -> None:
         raise BadPath(f"bad package path: {e}") from e
 
 
-def _page_kind(spec: BuildSpec, page: str) -> str:
+def _page_kind(spec: BuildSpec, page: str) -> Page:
     if page in PAGES:
-        return page
+        return Page(page)
     for legacy in (False, True):
         name = spec.download_filename(legacy)
         prefix = "legacy-" if legacy else ""
         if page == name:
-            return prefix + "file"
+            return Page(prefix + "file")
         if page == name + ".gz":
-            return prefix + "file.gz"
+            return Page(prefix + "file.gz")
     raise BadPath("Missing slash at end of URL or unknown build/result page")

@@ -13,10 +13,12 @@ from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import redacted
 from ..module import InvalidPath, check_path, is_valid_path
 from ..spec import BuildSpec, Record, SpecError
+from ..states import BuildState
 from ..store import Failure, Result
 from . import admission, files, live, pages, resultfiles, urls
 from .current import services
 from .errors import HTTPProblem
+from .urls import Page
 
 bp = Blueprint("gobuild", __name__)
 
@@ -77,7 +79,7 @@ def legacy_prefix(prefix: str, path: str) -> BaseResponse:
 def dispatch(path: str) -> str | Response | BaseResponse:
     """Every module, build and result URL."""
     target = urls.parse(request.path[1:], services().targets)
-    if request.method == "POST" and not (isinstance(target, urls.SpecURL) and target.page in ("retry", "start")):
+    if request.method == "POST" and not (isinstance(target, urls.SpecURL) and target.page in (Page.RETRY, Page.START)):
         raise HTTPProblem(405, "only GET here; POST is for .../retry and .../start")
     if isinstance(target, urls.ModuleURL):
         return module_page(target.module, request.path.endswith("/"))
@@ -145,26 +147,26 @@ def _package_choice(module: str, version: str) -> str | BaseResponse:
 # Build URLs (no sum) ----------------------------------------------------------------------
 
 
-def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
+def build_url(spec: BuildSpec, page: Page) -> str | Response | BaseResponse:
     """A spec that may or may not be built yet."""
     s = services()
     if (result := s.store.result(spec)) is not None:
         return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
     if (failure := s.store.failure(spec)) is not None:
         return failed_page(spec, page, failure)
-    if page in ("events", "live") and s.coordinator.last(spec) is not None:  # a known build: no proxy lookups
-        return live.events(spec) if page == "events" else live.fragment(spec)
+    if page in (Page.EVENTS, Page.LIVE) and s.coordinator.last(spec) is not None:  # a known build: no proxy lookups
+        return live.events(spec) if page == Page.EVENTS else live.fragment(spec)
     if (canonical := _canonical(spec)) != spec:
         return _redirect(canonical.link() + _page_name(canonical, page))
-    if page in ("log", "dl"):
+    if page in (Page.LOG, Page.DL):
         raise HTTPProblem(422, "no build yet, trigger it, wait for it to finish and load again")
-    if page == "":
+    if page == Page.MAIN:
         return build_page(spec)
-    if page == "events":
+    if page == Page.EVENTS:
         return live.events(spec)
-    if page == "live":
+    if page == Page.LIVE:
         return live.fragment(spec)
-    if page == "start":  # the Start button: opening the page itself never builds (crawlers)
+    if page == Page.START:  # the Start button: opening the page itself never builds (crawlers)
         admission.admit(spec)
         s.coordinator.start(spec, initiator=admission.client())
         return _redirect(spec.link(), 303)
@@ -173,24 +175,24 @@ def build_url(spec: BuildSpec, page: str) -> str | Response | BaseResponse:
         result = wait_for_build(spec, initiator=admission.client())
     except PermanentFailure as e:
         raise _naming_page(spec, e) from None
-    if page == "retry":  # POST retry of something never built: it is built now, show it
+    if page == Page.RETRY:  # POST retry of something never built: it is built now, show it
         return _redirect(spec.result_link(result.sum), 303)
     return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
 
 
-def failed_page(spec: BuildSpec, page: str, failure) -> str | Response | BaseResponse:  # type: ignore[no-untyped-def]
+def failed_page(spec: BuildSpec, page: Page, failure) -> str | Response | BaseResponse:  # type: ignore[no-untyped-def]
     """A spec whose build failed permanently: show it, serve its log, or forget it on retry."""
     s = services()
-    if page == "retry":
+    if page == Page.RETRY:
         s.store.delete_failure(spec)
         return _redirect(spec.link(), 303)
-    if page == "log":
+    if page == Page.LOG:
         return files.text(s.store.read_blob(failure.log), immutable=False)
-    if page == "":
+    if page == Page.MAIN:
         return build_page(spec, failure)
-    if page == "live":
+    if page == Page.LIVE:
         return live.redirect_fragment(None)
-    if page == "start":
+    if page == Page.START:
         return _redirect(spec.link(), 303)
     raise _naming_page(spec, PermanentFailure(failure.reason, failure.error))
 
@@ -205,14 +207,14 @@ def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | Ba
     s = services()
     job = None if failure is not None else s.coordinator.last(spec)
     if failure is not None:
-        status = live.Status("failed", error=failure.error, stored=True)
+        status = live.Status(BuildState.FAILED, error=failure.error, stored=True)
         log, offset = s.store.read_blob(failure.log).decode("utf-8", "replace"), 0
     else:
         status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0)
-        if status.state == "failed":  # that failure was stored, and since retried: start afresh
-            status = live.Status("pending")
+        if status.state == BuildState.FAILED:  # that failure was stored, and since retried: start afresh
+            status = live.Status(BuildState.PENDING)
         log, offset = live.page_log(job)
-    if status.state == "success":  # ended between the store lookup and now
+    if status.state == BuildState.SUCCESS:  # ended between the store lookup and now
         return _redirect(status.href)
     html = render_template("build.html", spec=spec, status=status, log=log, offset=offset, poll=live.polling(),
                            reproduce=reproduce_command(spec, s.builder.settings.goproxy), columns=pages.related(spec),
@@ -264,7 +266,7 @@ def _page_name(spec: BuildSpec, page: str) -> str:
 # Result URLs (with sum) ----------------------------------------------------------------
 
 
-def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseResponse:
+def result_url(spec: BuildSpec, sum_: str, page: Page) -> str | Response | BaseResponse:
     """A finished build: its page, binary, gzipped binary, log or record."""
     s = services()
     result = s.store.result(spec)
@@ -273,26 +275,26 @@ def result_url(spec: BuildSpec, sum_: str, page: str) -> str | Response | BaseRe
     if result.sum != sum_:
         raise HTTPProblem(404, f"this spec was built with sum {result.sum}, not {sum_}")
     record = Record(spec, result.size, result.sum)
-    if page == "":
+    if page == Page.MAIN:
         return render_template("result.html", spec=spec, result=result, record=record.pack().decode(),
                                reproduce=reproduce_command(spec, s.builder.settings.goproxy),
                                get_command=s.get_command(spec, result.sum, request.host),
                                columns=pages.related(spec), newer=pages.newer(spec),
                                pkgsite=pages.pkgsite_link(spec), latest=pages.latest_link(spec),
                                verifier_key=s.tlog.verifier_key, buildinfo=resultfiles.build_info_or_none(spec, result))
-    if page == "live":
+    if page == Page.LIVE:
         return live.redirect_fragment(spec.result_link(sum_))
-    if page == "start":
+    if page == Page.START:
         return _redirect(spec.result_link(sum_), 303)
-    if page == "dl":
+    if page == Page.DL:
         return _redirect(spec.result_link(sum_) + spec.download_filename())
-    if page == "retry":
+    if page == Page.RETRY:
         raise HTTPProblem(404, "No retry endpoint for results")
-    if page == "events":
+    if page == Page.EVENTS:
         return live.result_events(spec, result)
-    if page == "record":
+    if page == Page.RECORD:
         return files.text(record.pack(), immutable=True)
-    if page == "log":
+    if page == Page.LOG:
         return files.text(s.store.read_blob(result.log), immutable=True)
     if page in resultfiles.PAGES:
         return resultfiles.serve(spec, result, page)

@@ -348,13 +348,19 @@ def find_sandbox(required: bool = False) -> tuple[Sandbox | None, str]:
 
 
 def give_to(path: Path, uid: int | None) -> None:
-    """Make a tree the sandbox identity's (the root server hands it over; a no-op otherwise)."""
-    if uid is None or not path.exists() or path.stat().st_uid == uid:
+    """Make a tree the sandbox identity's (the root server hands it over; a no-op otherwise).
+
+    Every entry is checked, not only the top: a run without the sandbox (or in a user namespace,
+    whose files the host sees as ours) may have added directories the sandbox identity could not
+    write to, and go's build cache then records entries whose files it never wrote.
+    """
+    if uid is None or not path.exists():
         return
     for root, dirs, files in os.walk(path):
         for name in [root, *(os.path.join(root, n) for n in dirs + files)]:
             with suppress(OSError):
-                os.lchown(name, uid, uid)
+                if os.lstat(name).st_uid != uid:
+                    os.lchown(name, uid, uid)
 
 
 # Without the sandbox, go still dies with the server (not its compilers: they end at go's closed pipes).

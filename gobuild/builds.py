@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import shlex
 import tempfile
 import threading
@@ -252,9 +253,7 @@ class Builder:
                 self.go.run(toolchain.goroot, ["install", "-n", "-trimpath", ld, "--", pkg], home,
                             self.settings.prepare_timeout, goversion=toolchain.goversion, target=target,
                             network=True, modcache="rw")
-            self.go.run(toolchain.goroot, ["install", "-x", "-v", "-trimpath", ld, "--", pkg], home,
-                        self.settings.build_timeout, goversion=toolchain.goversion, target=target,
-                        network=False, modcache="ro", log=out)
+            self._install(toolchain, home, ["-x", "-v", "-trimpath", ld, "--", pkg], target, out)
         except gocmd.GoTimeout as e:
             raise TemporaryFailure(f"build timed out after {self.settings.build_timeout:g}s") from e
         except gocmd.GoCommandError as e:
@@ -269,6 +268,23 @@ class Builder:
             if candidate.is_file():
                 return candidate
         raise TemporaryFailure(f"go install succeeded but wrote no {spec.exec_name}")
+
+    def _install(self, toolchain: Toolchain, home: Path, args: list[str], target: tuple[str, str],
+                 out: BinaryIO) -> None:
+        """go install args, offline; once more rebuilding everything (-a) if the build cache was broken."""
+        def install(extra: list[str]) -> None:
+            self.go.run(toolchain.goroot, ["install", *extra, *args], home, self.settings.build_timeout,
+                        goversion=toolchain.goversion, target=target, network=False, modcache="ro", log=out)
+
+        try:
+            install([])
+        except gocmd.GoCommandError as e:
+            if isinstance(e, gocmd.GoTimeout) or not _BROKEN_CACHE.search(e.output):
+                raise
+            log.warning("go's build cache returned a package without its file; building all again: %s",
+                        _BROKEN_CACHE.search(e.output))
+            _note(out, "\nthe build cache returned a package without its file: building everything again (-a)\n")
+            install(["-a"])  # the same bytes: -a only skips the cache
 
     def _store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
         message = failure_message(reason, output, error)
@@ -368,6 +384,11 @@ class _Unbuildable(Exception):
 _INVALID_ZIP = ("zip: not a valid zip file", "multiple entries for file", "module contents too large",
                 "module source tree too large", "zip: unsupported compression algorithm", "zip: checksum error",
                 "malformed file path", "case-insensitive file name collision", "zip: FileHeader.Extra too long")
+
+
+# go's build cache handed back a package whose compiled file was missing (seen with a cache shared
+# by sandboxed and unsandboxed go commands): the module is not at fault.
+_BROKEN_CACHE = re.compile(r"could not import \S+ \(open : no such file or directory\)")
 
 
 def _download_error(module: str, version: str, text: str) -> Exception:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gobuild import gocmd
 from gobuild.builds import Builder, BuildSettings
 from gobuild.services import build_services
 from gobuild.spec import BuildSpec, Record
@@ -125,3 +126,32 @@ def test_cause_is_gos_last_words_not_its_trace() -> None:
     assert failure_message(UNCLASSIFIED, output, "exit status 1").startswith("build failed: # example.com/x | ")
     assert failure_message("cgo", "", "exit status 1") == "build failed (cgo): exit status 1"
     assert cause("only/trace\n$WORK/x\n") == "only/trace | $WORK/x"  # nothing else: the last lines anyway
+
+
+def test_a_broken_build_cache_entry_is_built_again_without_the_cache(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """go's 'could not import fmt (open : no such file or directory)' is the cache's fault, not the
+    module's: the compile runs once more with -a; any other failure is not retried."""
+    builder, _, _, _ = setup(tmp_path)
+    toolchain = builder.toolchains.get(GOVERSION)
+    calls: list[list[str]] = []
+    broken = "# example.com/m\nmain.go:3:8: could not import fmt (open : no such file or directory)\n"
+
+    def run(goroot: Path, args: list[str], home: Path, timeout: float, **kw: object) -> str:
+        calls.append(list(args))
+        if len(calls) == 1:
+            raise gocmd.GoCommandError(["go", *args], 1, broken)
+        return ""
+
+    monkeypatch.setattr(builder.go, "run", run)
+    out = io.BytesIO()
+    builder._install(toolchain, tmp_path, ["-v", "--", "example.com/m@v1.0.0"], ("linux", "amd64"), out)
+    pkg = ["--", "example.com/m@v1.0.0"]
+    assert calls == [["install", "-v", *pkg], ["install", "-a", "-v", *pkg]]
+    assert b"building everything again (-a)" in out.getvalue()
+
+    calls.clear()
+    broken = "main.go:3:8: undefined: x\n"
+    with pytest.raises(gocmd.GoCommandError):
+        builder._install(toolchain, tmp_path, ["--", "example.com/m@v1.0.0"], ("linux", "amd64"), out)
+    assert len(calls) == 1

@@ -3,8 +3,9 @@
 Only the binary and its gzip are removed; the result, its log and its log record stay. A request
 for an evicted binary compiles the spec again, and the bytes are served only when they reproduce
 the logged sum: a mismatch is counted, kept for the admin page and answered with an error.
-When a binary was last used is its gzip blob's mtime, so the order survives restarts without
-relying on atime (often off).
+When a binary was last used is its gzip blob's atime, set explicitly on each download (noatime
+mounts only stop the implicit updates), so the order survives restarts; the mtime stays as it was
+written, so the immutable answers keep one Last-Modified.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class BinaryCache:
         with self._lock:
             old = self._entries.get(result.spec)
             self._total += size - (old.size if old else 0)
-            self._entries[result.spec] = _Entry(size, gz.st_mtime)
+            self._entries[result.spec] = _Entry(size, gz.st_atime)
 
     def published(self, spec: BuildSpec) -> None:
         """A build was published: count its binary, then keep the cache under its cap."""
@@ -107,7 +108,8 @@ class BinaryCache:
             result = self._rebuild(spec, result)
         now = time.time()
         with contextlib.suppress(FileNotFoundError):  # evicted this instant: the next request rebuilds
-            os.utime(self.store.blob_path(result.binary_gz), (now, now))
+            gz = self.store.blob_path(result.binary_gz)
+            os.utime(gz, ns=(time.time_ns(), gz.stat().st_mtime_ns))
         with self._lock:
             if (entry := self._entries.get(result.spec)) is not None:
                 entry.used = now

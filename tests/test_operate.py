@@ -167,6 +167,9 @@ def test_eviction_keeps_the_cache_under_its_cap_and_rebuilds_to_the_logged_sum(
         assert value(samples(admin), "gobuild_cache_evictions_total") == 0
         second = download(base, "example.com/hello", "v1.1.0")
         assert second.status_code == 200
+        time.sleep(1.1)  # Last-Modified has whole seconds: a download a second later must not move it
+        again_second = requests.get(second.url, timeout=60)
+        assert again_second.headers["Last-Modified"] == second.headers["Last-Modified"]
         after = samples(admin)
         assert value(after, "gobuild_cache_evictions_total") == 1
         assert 0 < value(after, "gobuild_cache_bytes") <= cap

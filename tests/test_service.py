@@ -65,9 +65,12 @@ def proxy() -> Iterator[ModuleProxy]:
 
 
 @pytest.fixture(scope="module")
-def app(proxy: ModuleProxy, tmp_path_factory: pytest.TempPathFactory, server_cache: Path) -> Flask:
-    data = tmp_path_factory.mktemp("data")
-    return create_app(make_config(data, proxy, cache_dir=str(server_cache)))
+def app(proxy: ModuleProxy, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    # A build cache of its own, not the run's shared one: in full runs, after other files' servers
+    # (sandboxed, unsandboxed, in a user namespace) had written to the shared cache, a build here
+    # failed with go's "could not import fmt (open : no such file or directory)"; see the README.
+    data, cache = tmp_path_factory.mktemp("data"), tmp_path_factory.mktemp("service-cache")
+    return create_app(make_config(data, proxy, cache_dir=str(cache)))
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, Response, request
 
 from ..failures import BuildError, Busy, TemporaryFailure
@@ -11,7 +9,6 @@ from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion, is_canonical_version
 from ..spec import BuildSpec, SpecError
-from ..states import JobState
 from ..tlog.server import LogError
 from ..verify import CHAIN_HEADER
 from .current import services
@@ -53,9 +50,7 @@ def lookup(key: str) -> Response:
         check_spec_paths(parsed)  # before any proxy or go command sees it
         spec = _canonical(parsed)
         chain = tuple(n for n in request.headers.get(CHAIN_HEADER, "").split(",") if n)
-        if not chain and _waits_on_verifiers(spec):
-            return _error(503, f"{key}: {WAITING_ON_VERIFIERS}")
-        number = wait_for_build(spec, chain).record_number
+        number = wait_for_build(spec, chain, give_up_verifying=_peer_wait(spec, chain)).record_number
         assert number is not None  # every build is logged (Builder._recorded)
     except (SpecError, BadPath, InvalidPath, InvalidVersion, ProxyNotFound) as e:
         return _error(404, f"{key}: {e}")
@@ -71,25 +66,17 @@ def lookup(key: str) -> Response:
     return _text(s.tlog.lookup_response(number))
 
 
-def _waits_on_verifiers(spec: BuildSpec) -> bool:
-    """Whether our own build of spec has waited on its verifiers for PEER_WAIT seconds without ending.
+def _peer_wait(spec: BuildSpec, chain: tuple[str, ...]) -> tuple[float, str] | None:
+    """How long a lookup may wait on a build of ours that waits on its verifiers, if it joins one.
 
     A lookup without the chain header may come from a verifier that does not send it (the original
     gobuild), asking back about the build that waits for it: answering only after our verifiers
     agree would make both wait verify_timeout. Nothing may be logged before they agree, so such a
     lookup gets a 503 after a short wait instead (README: "Instances that verify each other")."""
     s = services()
-    job = s.coordinator.get(spec) if s.verifier is not None else None
-    if job is None:
-        return False
-    verifying_since = None
-    while not job.done.wait(0.2):
-        if job.state != JobState.VERIFYING:
-            continue
-        verifying_since = verifying_since or time.monotonic()
-        if time.monotonic() - verifying_since >= PEER_WAIT:
-            return True
-    return False
+    if chain or s.verifier is None or s.coordinator.get(spec) is None:
+        return None
+    return PEER_WAIT, WAITING_ON_VERIFIERS
 
 
 def _canonical(spec: BuildSpec) -> BuildSpec:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 
 from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..builds import reproduce_command
-from ..failures import Busy, PermanentFailure
+from ..builds import Job, reproduce_command
+from ..failures import Busy, PermanentFailure, TemporaryFailure
 from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import redacted
 from ..module import InvalidPath, check_path, is_valid_path
 from ..spec import BuildSpec, Record, SpecError
-from ..states import BuildState
+from ..states import BuildState, JobState
 from ..store import Failure, Result
 from . import admission, files, live, pages, resultfiles, urls
 from .current import services
@@ -230,11 +231,14 @@ def _canonical(spec: BuildSpec) -> BuildSpec:
     return spec.with_(goversion=goversion, version=version)
 
 
-def wait_for_build(spec: BuildSpec, chain: tuple[str, ...] = (), initiator: str = "") -> Result:
+def wait_for_build(spec: BuildSpec, chain: tuple[str, ...] = (), initiator: str = "",
+                   give_up_verifying: tuple[float, str] | None = None) -> Result:
     """The logged result of spec, building it if needed and waiting for it.
 
     Waiting holds a server thread, so only max_waiting requests wait at once; past that the build
     is still started (it costs no thread while queued) and the answer is 503 with Retry-After.
+    give_up_verifying (seconds, reason): once the build has waited that long on its verifiers, stop
+    waiting with a TemporaryFailure saying reason.
     """
     s = services()
     if (result := s.store.result(spec)) is not None:
@@ -244,9 +248,22 @@ def wait_for_build(spec: BuildSpec, chain: tuple[str, ...] = (), initiator: str 
         raise Busy("too many requests are waiting for builds; the build goes on, try again later")
     try:
         with s.metrics.waiting.track_inprogress():
+            if give_up_verifying is not None:
+                _wait_unless_verifying(job, build_wait_seconds(), *give_up_verifying)
             return job.wait(build_wait_seconds())
     finally:
         s.waits.release()
+
+
+def _wait_unless_verifying(job: Job, timeout: float, limit: float, reason: str) -> None:
+    """Wait until job ends or timeout passes; TemporaryFailure(reason) once it waited limit on its verifiers."""
+    deadline = time.monotonic() + timeout
+    verifying_since = None
+    while not job.done.wait(0.2) and time.monotonic() < deadline:
+        if job.state == JobState.VERIFYING:
+            verifying_since = verifying_since or time.monotonic()
+            if time.monotonic() - verifying_since >= limit:
+                raise TemporaryFailure(reason)
 
 
 def build_wait_seconds() -> float:

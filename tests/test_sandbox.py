@@ -97,7 +97,7 @@ def test_assembly_cannot_include_server_files(proxy: ModuleProxy, tmp_path: Path
     status, _, log = _build(app, spec)
     assert status == 422, log
     assert "secret_amd64.s" in log  # the assembler ran, and did not find the file
-    assert key not in log and key.split("+")[-1] not in log
+    assert key not in log and key.split("+", 4)[4] not in log  # PRIVATE+KEY+name+hash+secret: the secret may hold "+"
     shown = log.replace(path, "<the module's own include>")  # its text may repeat the path it tried
     for server_path in (str(tmp_path), str(data)):
         assert server_path not in shown

@@ -39,6 +39,7 @@ from .failures import (
 )
 from .goproxy import redacted
 from .packages import Package, Target, main_packages, scan
+from .phases import Phase, count_compiles, marker
 from .spec import BuildSpec, GoVersion, Record, sum_from_digest
 from .states import JobState
 from .store import Failure, Result, Store, digest_file
@@ -139,8 +140,9 @@ class Builder:
             if candidate.record_number is not None:  # another process published it meanwhile
                 return candidate
             if verification is not None:
-                _note(out, f"asking {len(verification.futures)} verifier(s) for their sum\n")
+                _note(out, marker(Phase.VERIFYING, f"{len(verification.futures)} for their sum"))
                 verification.check(Record(spec, candidate.size, candidate.sum))
+                _note(out, marker(Phase.LOGGING))
         return self._publish(spec, candidate)
 
     def _candidate(self, spec: BuildSpec, out: BinaryIO) -> Result:
@@ -193,6 +195,7 @@ class Builder:
         toolchain = self.toolchains.get(spec.goversion)
         self.toolchains.check_target(spec.goversion, spec.goos, spec.goarch)
         with gocmd.command_home(self.paths, "build") as home:
+            _note(out, marker(Phase.DOWNLOADING, f"{spec.module}@{spec.version}"))
             try:
                 moddir = self.download_module(toolchain, home, spec.module, spec.version, out)
             except _Unbuildable as e:
@@ -247,12 +250,13 @@ class Builder:
         target = (spec.goos, spec.goarch)
         _note(out, f"$ {reproduce_command(spec, self.settings.goproxy)}\n")
         try:
-            if self.go.sandboxed:
-                # Download what the compile needs (dependencies), compiling nothing: the compile
-                # itself then runs without network, the module cache read-only.
-                self.go.run(toolchain.goroot, ["install", "-n", "-trimpath", ld, "--", pkg], home,
-                            self.settings.prepare_timeout, goversion=toolchain.goversion, target=target,
-                            network=True, modcache="rw")
+            # Download what the compile needs (dependencies), compiling nothing, and count the packages
+            # to compile (those not in the build cache): the compile itself then runs without network
+            # (in the sandbox), the module cache read-only.
+            planned = self.go.run(toolchain.goroot, ["install", "-n", "-trimpath", ld, "--", pkg], home,
+                                  self.settings.prepare_timeout, goversion=toolchain.goversion, target=target,
+                                  network=True, modcache="rw")
+            _note(out, marker(Phase.COMPILING, f"{count_compiles(planned)} packages"))
             self._install(toolchain, home, ["-x", "-v", "-trimpath", ld, "--", pkg], target, out)
         except gocmd.GoTimeout as e:
             raise TemporaryFailure(f"build timed out after {self.settings.build_timeout:g}s") from e
@@ -284,6 +288,7 @@ class Builder:
             log.warning("go's build cache returned a package without its file; building all again: %s",
                         _BROKEN_CACHE.search(e.output))
             _note(out, "\nthe build cache returned a package without its file: building everything again (-a)\n")
+            _note(out, marker(Phase.COMPILING))
             install(["-a"])  # the same bytes: -a only skips the cache
 
     def _store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
@@ -294,8 +299,9 @@ class Builder:
 
     def _store(self, spec: BuildSpec, binary: Path, out: BinaryIO) -> Result:
         """Hash the binary and store it, its gzip and the log as blobs; keep it as a candidate."""
+        _note(out, "\n" + marker(Phase.HASHING))
         sum_, size = digest_file(binary)
-        _note(out, f"\nbuilt {spec.exec_name}: {size} bytes, sum {sum_}\n")
+        _note(out, f"built {spec.exec_name}: {size} bytes, sum {sum_}\n")
         with open(binary, "rb") as f:
             return self._store_candidate(spec, f, sum_, size, out)
 
@@ -311,7 +317,7 @@ class Builder:
 
     def _from_peers(self, spec: BuildSpec, verification: Verification, out: BinaryIO) -> Result:
         """Verify-only mode: accept a build only when all verifiers agree, and take their binary."""
-        _note(out, f"asking {len(verification.futures)} verifier(s) to build {spec}\n")
+        _note(out, marker(Phase.VERIFYING, f"{len(verification.futures)} to build {spec}"))
         records = verification.records()
         first_peer, record = next(iter(records.items()))
         verification.check(record)  # every peer must have logged exactly this record

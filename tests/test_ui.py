@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import threading
 import time
@@ -20,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gobuild.builds import Coordinator
+from gobuild.phases import Phase, ProgressReader
 from gobuild.spec import BuildSpec
 from gobuild.targets import DEFAULT_TARGETS
 from gobuild.web import create_app, live
@@ -146,8 +148,8 @@ def next_of(events: Iterator[Event], kind: str) -> Event:
 
 
 def log_text(ev: Event) -> str:
-    """The log lines an event carries (the page appends its data as HTML)."""
-    return html.unescape(ev.text)
+    """The log text an event carries (the page appends its data as HTML: escaped text in spans)."""
+    return html.unescape(re.sub(r"</?span[^>]*>", "", ev.text))
 
 
 def stream(client: FlaskClient, path: str, **headers: str) -> tuple[Any, Iterator[Event]]:
@@ -413,7 +415,7 @@ def test_resuming_reader_never_starts_a_build(client: FlaskClient, app: Flask) -
     resp, events = stream(client, spec.link() + "events", **{"Last-Event-ID": "120"})
     evs = list(events)
     resp.close()
-    assert [e.event for e in evs if not e.comment] == ["status", "update", "end"]
+    assert [e.event for e in evs if not e.comment] == ["status", "announce", "update", "end"]
     assert '"Kind":"TempFailed"' in evs[-2].text
     assert svc(app).coordinator.last(spec) is None
 
@@ -428,7 +430,7 @@ def test_keepalive_comments_while_quiet(client: FlaskClient, app: Flask, monkeyp
     while keepalives < 2:  # after the first status and updates, nothing but keep-alives
         ev = next(events)
         keepalives += ev.comment == "keepalive"
-        assert ev.comment or ev.event in ("update", "status")
+        assert ev.comment or ev.event in ("update", "status", "announce")
     assert time.monotonic() - started < 5
     gate.release()
     assert next_of(events, "end").text == "Success"
@@ -448,10 +450,12 @@ def test_polling_fragment(client: FlaskClient, app: Flask, monkeypatch: pytest.M
     body = check_html_response(client.get(spec.link() + "live?offset=0", headers=HTMX))
     two = len("".join(gate.lines[:2]).encode())
     assert '<span hx-swap-oob="beforeend:#log">step 0: &lt;compile&gt; pkg0 &amp; more\nstep 1:' in body
-    assert f'hx-get="live?offset={two}" hx-trigger="every 1s"' in body
+    assert f'hx-get="live?offset={two}&amp;said=Building%3A%20starting" hx-trigger="every 1s"' in body
     assert 'id="status" hx-swap-oob="true"' in body
-    body = client.get(spec.link() + f"live?offset={two}", headers=HTMX).get_data(as_text=True)
-    assert "hx-swap-oob=\"beforeend" not in body and f'live?offset={two}"' in body  # nothing new yet
+    assert '<p id="announce" hx-swap-oob="innerHTML">Building: starting</p>' in body  # new to the reader
+    body = client.get(spec.link() + f"live?offset={two}&said=Building: starting", headers=HTMX).get_data(as_text=True)
+    assert "hx-swap-oob=\"beforeend" not in body and f'live?offset={two}&amp;' in body  # nothing new yet
+    assert 'id="announce"' not in body  # said already: a screen reader is not told twice
     gate.release()
     wait_done(app, spec)
     r = client.get(spec.link() + f"live?offset={two}", headers=HTMX, follow_redirects=True)
@@ -470,10 +474,12 @@ def test_failed_build_shows_the_reason_and_retry_works(client: FlaskClient, app:
     body = check_html_response(r)
     assert "✕ Error:" in body and "go.mod has replace directives" in body
     assert '<form method="post" action="retry">' in body and "/favicon-error.png" in body
-    r = client.post(spec.link() + "retry")
+    failed_job = svc(app).coordinator.last(spec)
+    r = client.post(spec.link() + "retry")  # one click: the failure is forgotten and the build runs again
     assert r.status_code == 303 and r.headers["Location"] == spec.link()
-    body = check_html_response(client.get(spec.link()))
-    assert "Start build" in body
+    assert svc(app).coordinator.last(spec) not in (None, failed_job)
+    wait_done(app, spec)
+    assert client.get(spec.link()).status_code == 422  # it failed again, for the same reason
 
 
 # Result page ---------------------------------------------------------------------------------------
@@ -580,7 +586,7 @@ def test_past_the_stream_cap_pages_poll_and_the_site_stays_responsive(app: Flask
         assert r.status_code == 503 and r.headers["Retry-After"]
         page = quick("GET", spec.link())
         assert page.status_code == 200
-        assert 'hx-get="live?offset=0" hx-trigger="every 1s"' in page.text and "sse-connect" not in page.text
+        assert 'hx-get="live?offset=0&amp;said=' in page.text and "sse-connect" not in page.text
         for path in ("/", "/static/style.css", "/favicon.ico", built[0].result_link(built[1]), "/tlog/latest"):
             assert quick("GET", path).status_code == 200, path
         # A browser that goes away frees its slot at the next keep-alive.
@@ -600,3 +606,142 @@ def test_past_the_stream_cap_pages_poll_and_the_site_stays_responsive(app: Flask
             assert b"event: end" in list(rest)
         page = http.get(base + spec.link(), timeout=5, allow_redirects=False)
         assert page.status_code == 307
+
+
+# Where the build is: phases, the folded log ------------------------------------------------------
+
+
+class Hold:
+    """Holds the builds of one module in front of a builder step (a method) until released."""
+
+    def __init__(self, app: Flask, monkeypatch: pytest.MonkeyPatch, module: str, method: str) -> None:
+        self.reached, self._go = threading.Event(), threading.Event()
+        builder = svc(app).builder
+        real = getattr(builder, method)
+
+        def held(*args: Any, **kw: Any) -> Any:
+            if any(module in str(a) for a in args):
+                self.reached.set()
+                self._go.wait(60)
+            return real(*args, **kw)
+
+        monkeypatch.setattr(builder, method, held)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def until(events: Iterator[Event], kind: str, text: str) -> list[Event]:
+    """The events up to and including the first of a kind whose data holds text."""
+    seen = []
+    for ev in events:
+        seen.append(ev)
+        if ev.event == kind and text in ev.text:
+            return seen
+    raise AssertionError(f"stream ended before a {kind} event with {text!r}")
+
+
+def test_live_status_shows_the_phase_and_announces_each_change_once(client: FlaskClient, app: Flask,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = spec_of(f"example.com/live6@v1.0.0/linux-amd64-{GOVERSION}/")
+    download = Hold(app, monkeypatch, "example.com/live6", "download_module")
+    compile_ = Hold(app, monkeypatch, "example.com/live6", "_install")
+    resp, events = stream(client, spec.link() + "events")
+    seen = until(events, "status", "Downloading the module")
+    assert 'aria-current="step">Download<' in seen[-1].text and 'class="done">Queue<' in seen[-1].text
+    assert re.search(r'<time data-since="\d+">\d+:\d\d</time> elapsed', seen[-1].text)
+    download.release()
+    seen += until(events, "status", "Compiling:")
+    m = re.search(r"Compiling: 0 of (\d+) packages <progress max=\"(\d+)\" value=\"0\">", seen[-1].text)
+    assert m and int(m.group(1)) >= 1 and m.group(1) == m.group(2)  # counted before compiling: at least main
+    assert 'aria-current="step">Compile<' in seen[-1].text
+    compile_.release()
+    seen += until(events, "end", "Success")
+    resp.close()
+    said = [ev.text for ev in seen if ev.event == "announce"]
+    assert said[-1] == "Build successful"
+    assert said.index("Building: downloading module") < said.index("Building: compiling")
+    assert all(a != b for a, b in itertools.pairwise(said))  # each change once
+    assert all(ev.event in ("status", "announce", "update", "log", "end") for ev in seen if not ev.comment)
+
+
+def test_the_page_folds_go_commands_and_shows_where_the_build_is(client: FlaskClient, app: Flask,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = spec_of(f"example.com/live7@v1.0.0/linux-amd64-{GOVERSION}/")
+    hashing = Hold(app, monkeypatch, "example.com/live7", "_store")
+    client.post(spec.link() + "start")
+    assert hashing.reached.wait(120)
+    body = check_html_response(client.get(spec.link()))
+    hashing.release()
+    assert "Linking the binary…" in body and 'aria-current="step">Link<' in body
+    assert '<p id="announce" class="visually-hidden" role="status" aria-live="polite"' in body
+    log = body[body.index('<pre id="log"'):]
+    log = log[:log.index("</pre>")]
+    assert '<details class="fold"><summary>Full log' in body and body.index('<details class="fold">') < body.index(log)
+    assert '<span class="x">WORK=' in log and '<span class="x">mkdir -p $WORK/' in log
+    shown = re.sub(r'<span class="x">[^<]*</span>', "", log)
+    assert "\nexample.com/live7\n" in shown  # go -v names the package it compiles
+    assert "gobuild: compiling" in shown and "/compile " not in shown and "WORK=" not in shown
+    wait_done(app, spec)
+
+
+def test_a_real_build_log_shows_every_phase_in_order(app: Flask, built: tuple[BuildSpec, str]) -> None:
+    spec, _ = built
+    log = svc(app).store.read_blob(svc(app).store.result(spec).log)
+    reader, phases = ProgressReader(), []
+    for line in log.splitlines(keepends=True):
+        if (p := reader.feed(line)).phase != (phases[-1] if phases else None):
+            phases.append(p.phase)
+    assert phases == [Phase.DOWNLOADING, Phase.COMPILING, Phase.LINKING, Phase.HASHING, Phase.LOGGING]
+    p = reader.progress
+    assert p.total is not None and p.compiled <= p.total and p.started is not None
+
+
+# Links to other builds ----------------------------------------------------------------------------
+
+
+def test_targets_are_grouped_by_os_with_a_filter_box(client: FlaskClient, built: tuple[BuildSpec, str]) -> None:
+    spec, sum_ = built
+    body = check_html_response(client.get(spec.result_link(sum_)))
+    assert '<input type="search" class="filter" data-filter="col-targets"' in body and " hidden>" in body
+    column = body[body.index('<ul id="col-targets">'):]
+    column = column[:column.index("</ul>")]
+    entries = re.findall(r'<li class="os">(\w+)</li>|>(\w+)/\w+</a>', column)
+    groups: list[str] = []
+    for heading, goos in entries:
+        if heading:
+            assert heading not in groups  # each OS once
+            groups.append(heading)
+        else:
+            assert goos == groups[-1]  # listed under its own OS
+    assert {"linux", "windows", "darwin"} <= set(groups)
+
+
+def test_go_versions_column_offers_what_the_proxy_serves(tmp_path: Path, server_cache: Path) -> None:
+    from gobuild.toolchains import host_platform, toolchain_module_version
+
+    listed = ["go1.25.0", "go1.25.3", "go1.24.1", "go1.15.2", "go1.26rc1"]
+    with ModuleProxy() as p:
+        p.add("example.com/hello", "v1.0.0", hello_module("example.com/hello", "v1.0.0"))
+        for v in listed:
+            p.add("golang.org/toolchain", toolchain_module_version(v, *host_platform()), {"go.mod": "module x\n"})
+        app = create_app(make_config(tmp_path / "data", p, cache_dir=str(server_cache)))
+        spec = spec_of(f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/")
+        body = check_html_response(app.test_client().get(spec.link()))
+    column = body[body.index('<ul id="col-goversions">'):]
+    column = column[:column.index("</ul>")]
+    shown = re.findall(r">(go[^<]+)</a>", column)
+    # The newest release of each minor first, then the others; none too old to build a command.
+    assert shown == [GOVERSION, "go1.25.3", "go1.24.1", "go1.26rc1", "go1.25.0"]
+    assert "installs on use" in li_of(column, "go1.24.1") and "installs on use" not in li_of(column, GOVERSION)
+    assert f'href="{spec.with_(goversion="go1.24.1").link()}"' in li_of(column, "go1.24.1")
+
+
+def test_failed_build_page_has_no_download_hints_and_a_plain_text_log(client: FlaskClient, app: Flask) -> None:
+    failing = spec_of(f"example.com/replaced@v1.0.0/linux-amd64-{GOVERSION}/")
+    svc(app).coordinator.start(failing).done.wait(120)
+    body = check_html_response(client.get(failing.link()))
+    assert "Once built" not in body and "curl -fL" not in body and "<h2>Download</h2>" not in body
+    assert '<a href="log">plain text</a>' in body and '<button type="submit" class="primary">Retry</button>' in body
+    pending = check_html_response(client.get(failing.with_(goarch="arm64", version="v1.0.0").link()))
+    assert "Once built" in pending  # kept where the build may still work

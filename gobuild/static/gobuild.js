@@ -59,17 +59,68 @@
   document.addEventListener('htmx:afterSettle', syncFavicon);
   document.addEventListener('htmx:oobAfterSwap', syncFavicon);
 
-  // Copy buttons: shown only when script runs; they copy the text of the element they name.
+  // Elapsed times (<time data-since="unix seconds">) tick on between status updates.
+  function tick() {
+    document.querySelectorAll('time[data-since]').forEach(function (t) {
+      var s = Math.max(0, Math.floor(Date.now() / 1000 - Number(t.dataset.since)));
+      var h = Math.floor(s / 3600), m = Math.floor(s % 3600 / 60), r = s % 60;
+      var pad = function (n) { return (n < 10 ? '0' : '') + n; };
+      t.textContent = h ? h + ':' + pad(m) + ':' + pad(r) : m + ':' + pad(r);
+    });
+  }
+
+  // Copy: the clipboard API where the page is a secure context, else select the text and
+  // execCommand('copy') (plain-HTTP hosts); either way the button says what happened.
+  function copyText(target) {
+    var text = target.textContent.trim();
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text);
+    }
+    var range = document.createRange();
+    range.selectNodeContents(target);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    var ok = false;
+    try { ok = document.execCommand('copy'); } catch (err) { ok = false; }
+    return ok ? Promise.resolve() : Promise.reject(new Error('copy refused'));
+  }
+
   function setupCopy() {
     document.querySelectorAll('button[data-copy]').forEach(function (button) {
       var target = document.getElementById(button.dataset.copy);
-      if (!target || !navigator.clipboard) return;
+      if (!target) return;
       button.hidden = false;
       button.addEventListener('click', function () {
-        navigator.clipboard.writeText(target.textContent.trim()).then(function () {
+        copyText(target).then(function () {
           button.textContent = 'Copied';
-          setTimeout(function () { button.textContent = 'Copy'; }, 1500);
+          button.classList.add('copied');
+        }, function () {
+          button.textContent = 'Selected: press Ctrl+C';
         });
+        setTimeout(function () { button.textContent = 'Copy'; button.classList.remove('copied'); }, 2000);
+      });
+    });
+  }
+
+  // Filter boxes (shown only with script) hide the entries of a link column that do not match,
+  // and a group heading whose entries are all hidden.
+  function setupFilters() {
+    document.querySelectorAll('input[data-filter]').forEach(function (input) {
+      var list = document.getElementById(input.dataset.filter);
+      if (!list) return;
+      input.hidden = false;
+      input.addEventListener('input', function () {
+        var words = input.value.toLowerCase().split(/[\s/]+/).filter(Boolean);
+        var heading = null, shown = 0;
+        var close = function () { if (heading) heading.hidden = shown === 0; };
+        list.querySelectorAll('li').forEach(function (li) {
+          if (li.classList.contains('os')) { close(); heading = li; shown = 0; return; }
+          var text = (li.dataset.os || '') + ' ' + li.textContent.toLowerCase();
+          li.hidden = !words.every(function (w) { return text.indexOf(w) >= 0; });
+          if (!li.hidden) shown++;
+        });
+        close();
       });
     });
   }
@@ -77,5 +128,8 @@
   document.addEventListener('DOMContentLoaded', function () {
     followLog();
     setupCopy();
+    setupFilters();
+    tick();
+    setInterval(tick, 1000);
   });
 })();

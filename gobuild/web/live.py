@@ -11,14 +11,16 @@ from typing import BinaryIO
 
 import htmx_flask as htmx
 from flask import Response, redirect, render_template, request, stream_with_context
-from markupsafe import escape
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import Job
+from ..phases import NO_PROGRESS, Progress, ProgressReader
 from ..spec import BuildSpec
 from ..states import BuildState, JobState
 from ..store import Result, Store
 from .current import services
+from .logview import LogFolder
 
 KEEPALIVE_SECONDS = 15.0  # a comment this often keeps proxies from closing a quiet stream
 TAIL_SECONDS = 0.25  # how often a stream looks for new log bytes
@@ -97,6 +99,14 @@ class LogTail:
         self.offset += len(data)
         return data
 
+    def read_until(self, end: int) -> bytes:
+        """The bytes from here up to offset end (fewer if the log is shorter)."""
+        parts = []
+        while self.offset < end and (data := self.read(whole_lines=False)):
+            parts.append(data[:end - self.offset + len(data)])
+            self.offset = min(self.offset, end)
+        return b"".join(parts)
+
     def read_all(self, limit: int, whole_lines: bool = True) -> bytes:
         """Everything available now, up to about limit bytes."""
         parts = []
@@ -121,6 +131,8 @@ class Status:
     error: str = ""
     href: str = ""  # success: the result page
     stored: bool = False  # failed: a stored failure that Retry forgets
+    progress: Progress = NO_PROGRESS  # running: the phase its log shows
+    since: int | None = None  # queued or running: when the job was queued (Unix seconds)
 
     @property
     def busy(self) -> bool:
@@ -128,19 +140,36 @@ class Status:
         return self.state in (BuildState.QUEUED, BuildState.RUNNING, BuildState.VERIFYING)
 
     @property
+    def started(self) -> float | None:
+        """When the build (or its wait in the queue) began, for the elapsed time."""
+        return self.progress.started if self.progress.started is not None else self.since
+
+    @property
+    def announcement(self) -> str:
+        """What a screen reader is told when it changes: the state and phase, without counts."""
+        if self.state == BuildState.QUEUED:
+            return f"Waiting in the queue, position {self.position}"
+        if self.state == BuildState.RUNNING:
+            return f"Building: {self.progress.phase or 'starting'}"
+        return {BuildState.PENDING: "Not built yet", BuildState.VERIFYING: "Built, asking the verifiers",
+                BuildState.SUCCESS: "Build successful"}.get(self.state, "Build failed")
+
+    @property
     def kind(self) -> str:
         """The original's update Kind for a final state."""
         return {BuildState.SUCCESS: "Success", BuildState.FAILED: "PermFailed"}.get(self.state, "TempFailed")
 
 
-def status_of(job: Job | None, position: int = 0) -> Status:
-    """The status of a job (None: nothing runs), as the page and the events show it."""
+def status_of(job: Job | None, position: int = 0, progress: Progress = NO_PROGRESS) -> Status:
+    """The status of a job (None: nothing runs), as the page and the events show it; progress: its log's."""
     if job is None:
         return Status(BuildState.PENDING)
     if not job.done.is_set():
+        since = round(time.time() - (time.monotonic() - job.created))
         if position > 0:
-            return Status(BuildState.QUEUED, position)
-        return Status(BuildState.VERIFYING if job.state == JobState.VERIFYING else BuildState.RUNNING)
+            return Status(BuildState.QUEUED, position, since=since)
+        state = BuildState.VERIFYING if job.state == JobState.VERIFYING else BuildState.RUNNING
+        return Status(state, progress=progress, since=since)
     if job.result is not None:
         return Status(BuildState.SUCCESS, href=job.spec.result_link(job.result.sum))
     error = job.error
@@ -166,13 +195,43 @@ def _update_payload(status: Status) -> dict[str, object]:
     return {"Kind": status.kind, "Error": status.error}
 
 
-def _log_event(data: bytes, offset: int) -> str:
-    """Log lines as escaped HTML (the page appends them to a <pre>), with the offset after them as id."""
-    return _sse("log", str(escape(data.decode("utf-8", "replace"))), offset)
+def _log_event(html: Markup, offset: int) -> str:
+    """Log lines as HTML, go's commands folded (the page appends them to a <pre>), with the offset after them as id."""
+    return _sse("log", str(html), offset)
 
 
 def _status_event(status: Status) -> str:
     return _sse("status", render_template("_status.html", status=status))
+
+
+def _announce_event(status: Status) -> str:
+    """The text of the page's aria-live region: sent only when it changes, so each change is read out once."""
+    return _sse("announce", str(escape(status.announcement)))
+
+
+class Reader:
+    """Follows a job's log from an offset, with the progress and folding state of everything before it."""
+
+    def __init__(self, job: Job, store: Store, offset: int) -> None:
+        self.tail = LogTail.of_job(job, store, 0)
+        self.progress = ProgressReader()
+        self.folder = LogFolder()
+        head = self.tail.read_until(offset)
+        self.progress.feed(head)
+        self.folder.render(head.decode("utf-8", "replace"))
+
+    @property
+    def offset(self) -> int:
+        return self.tail.offset
+
+    def read(self, whole_lines: bool = True, limit: int = CHUNK) -> tuple[bytes, Markup]:
+        """The next bytes of the log (about limit at most) and their HTML."""
+        data = self.tail.read_all(limit, whole_lines) if limit > CHUNK else self.tail.read(whole_lines)
+        self.progress.feed(data)
+        return data, self.folder.render(data.decode("utf-8", "replace"))
+
+    def close(self) -> None:
+        self.tail.close()
 
 
 def resume_offset() -> tuple[int, bool]:
@@ -224,7 +283,7 @@ def _job_events(job: Job | None, offset: int) -> Iterator[str]:
         yield from _final_events(Status(BuildState.GONE, error="the build is not running any more, start it again"))
         return
     s = services()
-    tail = LogTail.of_job(job, s.store, offset)
+    reader = Reader(job, s.store, offset)
     try:
         last_position, last_status, last_sent = -1, Status(BuildState.PENDING), time.monotonic()
         while True:
@@ -234,11 +293,13 @@ def _job_events(job: Job | None, offset: int) -> Iterator[str]:
                 if position != last_position:
                     yield update_event({"Kind": "QueuePosition", "QueuePosition": position})
                     last_position, last_sent = position, time.monotonic()
-                if (status := status_of(job, position)) != last_status:
+                if (status := status_of(job, position, reader.progress.progress)) != last_status:
                     yield _status_event(status)
+                    if status.announcement != last_status.announcement:
+                        yield _announce_event(status)
                     last_status, last_sent = status, time.monotonic()
-            while data := tail.read(whole_lines=not done):
-                yield _log_event(data, tail.offset)
+            while (read := reader.read(whole_lines=not done))[0]:
+                yield _log_event(read[1], reader.offset)
                 last_sent = time.monotonic()
             if done:
                 break
@@ -247,12 +308,13 @@ def _job_events(job: Job | None, offset: int) -> Iterator[str]:
                 last_sent = time.monotonic()
             job.done.wait(TAIL_SECONDS)
     finally:
-        tail.close()
+        reader.close()
     yield from _final_events(status_of(job))
 
 
 def _final_events(status: Status) -> Iterator[str]:
     yield _status_event(status)
+    yield _announce_event(status)
     yield update_event(_update_payload(status))
     yield _sse("end", status.kind)  # the page closes its EventSource on this
 
@@ -265,9 +327,11 @@ def result_events(spec: BuildSpec, result: Result) -> Response:
         return _event_stream(iter([update_event(_update_payload(status))]))
 
     def body() -> Iterator[str]:
-        tail = LogTail(offset, stored=services().store.read_blob(result.log))
+        stored = services().store.read_blob(result.log)
+        tail, folder = LogTail(offset, stored=stored), LogFolder()
+        folder.render(stored[:offset].decode("utf-8", "replace"))
         while data := tail.read(whole_lines=False):
-            yield _log_event(data, tail.offset)
+            yield _log_event(folder.render(data.decode("utf-8", "replace")), tail.offset)
         yield from _final_events(status)
 
     return _event_stream(body())
@@ -280,15 +344,18 @@ def fragment(spec: BuildSpec) -> BaseResponse:
     job = s.coordinator.last(spec)
     if job is None:  # nothing to follow: let the page render what is there now
         return redirect_fragment(None)
-    status = status_of(job, s.coordinator.queue_position(job))
-    if status.state == BuildState.SUCCESS:
-        return redirect_fragment(status.href)
-    tail = LogTail.of_job(job, s.store, offset)
+    if job.done.is_set() and job.result is not None:
+        return redirect_fragment(job.spec.result_link(job.result.sum))
+    position = s.coordinator.queue_position(job)
+    reader = Reader(job, s.store, offset)
     try:
-        data = tail.read_all(PAGE_LOG_LIMIT, whole_lines=status.busy)
+        data, log = reader.read(whole_lines=not job.done.is_set(), limit=PAGE_LOG_LIMIT)
     finally:
-        tail.close()
-    html = render_template("_poll.html", status=status, log=data.decode("utf-8", "replace"), offset=tail.offset)
+        reader.close()
+    status = status_of(job, position, reader.progress.progress)
+    said = request.args.get("said", "")
+    html = render_template("_poll.html", status=status, log=log if data else "", offset=reader.offset,
+                           announce=status.announcement if status.announcement != said else None)
     resp = Response(html, mimetype="text/html")
     resp.headers["Cache-Control"] = "no-store"
     return resp
@@ -306,15 +373,16 @@ def redirect_fragment(href: str | None) -> BaseResponse:
     return resp
 
 
-def page_log(job: Job | None) -> tuple[str, int]:
-    """The log so far for rendering into a page, and the offset where the stream continues."""
+def page_log(job: Job | None) -> tuple[Markup, int, Progress]:
+    """The log so far as page HTML, the offset where the stream continues, and the progress it shows."""
     if job is None or job.done.is_set():
-        return "", 0
-    tail = LogTail.of_job(job, services().store, 0)
+        return Markup(""), 0, NO_PROGRESS
+    reader = Reader(job, services().store, 0)
     try:
-        return tail.read_all(PAGE_LOG_LIMIT).decode("utf-8", "replace"), tail.offset
+        _, log = reader.read(limit=PAGE_LOG_LIMIT)
+        return log, reader.offset, reader.progress.progress
     finally:
-        tail.close()
+        reader.close()
 
 
 def polling() -> bool:

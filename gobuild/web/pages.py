@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import module
+from ..builds import MIN_GO_MINOR
 from ..goproxy import GoProxyError
-from ..spec import BuildSpec
+from ..spec import BuildSpec, GoVersion, SpecError
 from .current import services
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Link:
     built: bool
     active: bool
     note: str = ""
+    group: str = ""  # the heading it is listed under (targets: their OS)
 
 
 @dataclass(frozen=True)
@@ -72,26 +74,54 @@ class Column:
     title: str
     links: list[Link]
     error: str = ""
+    filter: str = ""  # the id of its list, for a filter box; "" for none
 
 
-def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "") -> Link:
+def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "", group: str = "") -> Link:
     result = services().store.result_hint(other)
     href = other.result_link(result.sum) if result is not None else other.link()
-    return Link(text, href, result is not None, other == spec, note)
+    return Link(text, href, result is not None, other == spec, note, group)
 
 
-def _goversions() -> tuple[list[str], set[str]]:
-    """Go versions to link to (supported first, then the other installed ones), and those that build here.
-
-    An installed Go builds (it passed its smoke test), so it is offered like a supported one.
-    """
+def _goversions() -> list[str]:
+    """Go versions to link to: every one this server can build with (installed, or served by the
+    module proxy and installed on first use), the newest of each minor release first, then the rest."""
     toolchains = services().toolchains
-    installed = toolchains.installed()
     try:
-        supported = list(toolchains.supported())
-    except Exception:
-        supported = []
-    return supported + [v for v in installed if v not in supported], set(supported) | set(installed)
+        available = toolchains.available()
+    except Exception:  # the proxy's list is unknown: what is installed
+        available = toolchains.installed()
+    allowed = [v for v in available if _buildable(v) and toolchains.policy.allows(v)]
+    newest = newest_of_each_minor(allowed)
+    return newest + [v for v in allowed if v not in newest]
+
+
+def newest_of_each_minor(goversions: list[str]) -> list[str]:
+    """The newest release of each minor version among goversions (newest first), newest minor first."""
+    found: dict[int, str] = {}
+    for v in goversions:
+        parsed = GoVersion.parse(v)
+        if parsed.is_release() and parsed.minor not in found:
+            found[parsed.minor] = v
+    return [found[m] for m in sorted(found, reverse=True)]
+
+
+def _buildable(goversion: str) -> bool:
+    """Whether goversion can build a command at a module version (go1.16 and newer)."""
+    try:
+        return GoVersion.parse(goversion).minor >= MIN_GO_MINOR
+    except SpecError:
+        return False
+
+
+def _targets(spec: BuildSpec) -> list[Link]:
+    """Links to every target, grouped by OS: the OS of the most built target first, and so on."""
+    broken = services().toolchains.broken_targets(spec.goversion)
+    ordered = services().targets.by_popularity()
+    systems = list(dict.fromkeys(goos for goos, _ in ordered))
+    grouped = sorted(ordered, key=lambda t: systems.index(t[0]))  # stable: popularity within an OS
+    return [_link(spec, spec.with_(goos=goos, goarch=goarch), f"{goos}/{goarch}",
+                  "broken" if (goos, goarch) in broken else "", goos) for goos, goarch in grouped]
 
 
 def related(spec: BuildSpec) -> list[Column]:
@@ -103,17 +133,15 @@ def related(spec: BuildSpec) -> list[Column]:
         versions, error = [], f"listing versions: {e}"
     if spec.version not in versions:
         versions = module.sort_versions([*versions, spec.version])[::-1]
-    goversions, supported = _goversions()
+    goversions = _goversions()
     if spec.goversion not in goversions:
         goversions = [spec.goversion, *goversions]
-    broken = services().toolchains.broken_targets(spec.goversion)
+    installed = set(services().toolchains.installed())
     return [
         Column("Module versions", [_link(spec, spec.with_(version=v), v) for v in versions], error),
-        Column("Targets", [_link(spec, spec.with_(goos=goos, goarch=goarch), f"{goos}/{goarch}",
-                                 "broken" if (goos, goarch) in broken else "")
-                           for goos, goarch in services().targets.by_popularity()]),
-        Column("Go versions", [_link(spec, spec.with_(goversion=v), v, "" if v in supported else "unsupported")
-                               for v in goversions]),
+        Column("Targets", _targets(spec), filter="col-targets"),
+        Column("Go versions", [_link(spec, spec.with_(goversion=v), v, "" if v in installed else "installs on use")
+                               for v in goversions], filter="col-goversions"),
         Column("Variants", [_link(spec, spec.with_(stripped=False), "default"),
                             _link(spec, spec.with_(stripped=True), "stripped")]),
     ]

@@ -19,6 +19,7 @@ from ..store import Failure, Result
 from . import admission, files, live, pages, resultfiles, urls
 from .current import services
 from .errors import HTTPProblem
+from .logview import fold
 from .urls import Page
 
 bp = Blueprint("gobuild", __name__)
@@ -184,8 +185,10 @@ def build_url(spec: BuildSpec, page: Page) -> str | Response | BaseResponse:
 def failed_page(spec: BuildSpec, page: Page, failure) -> str | Response | BaseResponse:  # type: ignore[no-untyped-def]
     """A spec whose build failed permanently: show it, serve its log, or forget it on retry."""
     s = services()
-    if page == Page.RETRY:
+    if page == Page.RETRY:  # forget the failure and build again: one click
         s.store.delete_failure(spec)
+        admission.admit(spec)
+        s.coordinator.start(spec, initiator=admission.client())
         return _redirect(spec.link(), 303)
     if page == Page.LOG:
         return files.text(s.store.read_blob(failure.log), immutable=False)
@@ -209,12 +212,12 @@ def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | Ba
     job = None if failure is not None else s.coordinator.last(spec)
     if failure is not None:
         status = live.Status(BuildState.FAILED, error=failure.error, stored=True)
-        log, offset = s.store.read_blob(failure.log).decode("utf-8", "replace"), 0
+        log, offset = fold(s.store.read_blob(failure.log).decode("utf-8", "replace")), 0
     else:
-        status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0)
+        log, offset, progress = live.page_log(job)
+        status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0, progress)
         if status.state == BuildState.FAILED:  # that failure was stored, and since retried: start afresh
             status = live.Status(BuildState.PENDING)
-        log, offset = live.page_log(job)
     if status.state == BuildState.SUCCESS:  # ended between the store lookup and now
         return _redirect(status.href)
     html = render_template("build.html", spec=spec, status=status, log=log, offset=offset, poll=live.polling(),

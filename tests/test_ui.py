@@ -737,6 +737,43 @@ def test_go_versions_column_offers_what_the_proxy_serves(tmp_path: Path, server_
     assert f'href="{spec.with_(goversion="go1.24.1").link()}"' in li_of(column, "go1.24.1")
 
 
+# Error pages ---------------------------------------------------------------------------------------
+
+
+def html_error(client: FlaskClient, path: str, status: int) -> str:
+    r = client.get(path, headers={"Accept": "text/html"})
+    assert r.status_code == status
+    body = check_html_response(r)
+    assert '<form class="try card" method="get" action="/">' in body  # the Try a module box
+    return body
+
+
+def test_error_page_for_a_version_that_does_not_exist_offers_the_nearest(client: FlaskClient) -> None:
+    spec = spec_of(f"example.com/hello@v1.0.5/linux-amd64-{GOVERSION}/")
+    body = html_error(client, spec.link(), 404)
+    plain = body.index("That module, version or page does not exist")
+    assert plain < body.index("HTTP 404 Not Found")  # plain words first, the jargon after
+    for v in ("v1.0.0", "v1.1.0"):
+        assert f'Version {v} exists: <a href="{spec.with_(version=v).link()}">' in body
+    body = html_error(client, "/example.com/hello@v3.0.0", 404)
+    assert 'Version v1.1.0 exists: <a href="/example.com/hello@v1.1.0">' in body and "v1.0.0 exists" not in body
+    r = client.get(spec.link(), headers={"Accept": "text/plain"})  # scripts keep their one line
+    assert r.mimetype == "text/plain" and r.get_data(as_text=True).startswith("404 - Not Found - ")
+
+
+def test_error_page_for_a_package_path_names_its_module(client: FlaskClient) -> None:
+    body = html_error(client, f"/example.com/multi/cmd/alpha@v0.3.0/linux-amd64-{GOVERSION}/", 404)
+    assert "its module is example.com/multi. Its commands: <a href=\"/example.com/multi\">" in body
+
+
+def test_error_page_of_a_failed_download_links_the_build_page(client: FlaskClient, app: Flask) -> None:
+    failing = spec_of(f"example.com/replaced@v1.0.0/linux-amd64-{GOVERSION}/")
+    svc(app).coordinator.start(failing).done.wait(120)
+    body = html_error(client, failing.link() + failing.download_filename(), 422)
+    assert body.index("This cannot be built") < body.index("go.mod has replace directives")
+    assert f'with the whole log, and can retry it: <a href="{failing.link()}">' in body
+
+
 def test_failed_build_page_has_no_download_hints_and_a_plain_text_log(client: FlaskClient, app: Flask) -> None:
     failing = spec_of(f"example.com/replaced@v1.0.0/linux-amd64-{GOVERSION}/")
     svc(app).coordinator.start(failing).done.wait(120)

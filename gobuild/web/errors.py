@@ -12,7 +12,7 @@ from ..failures import BuildError, Busy
 from ..goproxy import NotFound as ProxyNotFound
 from ..goproxy import RemoteError
 from ..module import InvalidPath, InvalidVersion
-from . import negotiate
+from . import negotiate, suggest
 from .current import services
 from .urls import BadPath
 
@@ -43,6 +43,20 @@ def _status_of(e: Exception) -> int:
     return 500
 
 
+# What went wrong, in plain words, by status: the page's heading (the status itself comes after).
+_HEADLINES = {400: "That address is not one gobuild understands", 403: "This client may not start builds here",
+              404: "That module, version or page does not exist", 405: "That kind of request is not possible here",
+              422: "This cannot be built", 429: "You have started many builds just now",
+              503: "gobuild or the module proxy is busy or unreachable right now"}
+
+
+def headline(status: int) -> str:
+    """What went wrong, in plain words."""
+    if status >= 500:
+        return _HEADLINES[503] if status == 503 else "Something went wrong on our side"
+    return _HEADLINES.get(status, "That did not work")
+
+
 def error_response(e: Exception) -> Response:
     """Render e as "<status> - <text> - <message>": HTML for browsers, plain text for the rest."""
     status = _status_of(e)
@@ -60,8 +74,9 @@ def error_response(e: Exception) -> Response:
     if negotiate.wants_json():
         resp = negotiate.error_json(e, status, message)
     elif request.accept_mimetypes.accept_html and "text/html" in request.headers.get("Accept", ""):
-        resp = Response(render_template("error.html", status=status, line=line), status,
-                        mimetype="text/html")
+        resp = Response(render_template("error.html", status=status, message=message,
+                                        headline=headline(status), phrase=HTTPStatus(status).phrase,
+                                        suggestions=suggest.suggestions(e)), status, mimetype="text/html")
     else:
         resp = Response(line + "\n", status, mimetype="text/plain")
     resp.headers["Cache-Control"] = "no-store"

@@ -32,6 +32,7 @@ from tests.realserver import stop_in_thread_server
 ROOT = Path(__file__).resolve().parent.parent
 HTMX = {"HX-Request": "true"}  # what htmx sends with each of its requests
 LIVE_MODULES = [f"example.com/live{i}" for i in range(8)]
+QUEUE_MODULES = [f"example.com/queue{x}" for x in "abc"]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def proxy() -> Iterator[ModuleProxy]:
         p.add("example.com/replaced", "v1.0.0", {
             "go.mod": "module example.com/replaced\n\ngo 1.22\n\nreplace example.com/other => ./other\n",
             "main.go": "package main\n\nfunc main() {}\n"})
-        for m in LIVE_MODULES:
+        for m in LIVE_MODULES + QUEUE_MODULES:
             p.add(m, "v1.0.0", hello_module(m, "v1.0.0", m))
         yield p
 
@@ -665,6 +666,23 @@ def test_live_status_shows_the_phase_and_announces_each_change_once(client: Flas
     assert all(ev.event in ("status", "announce", "update", "log", "end") for ev in seen if not ev.comment)
 
 
+def test_a_queued_build_shows_its_place(client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second, third = (spec_of(f"{m}@v1.0.0/linux-amd64-{GOVERSION}/") for m in QUEUE_MODULES)
+    holds = [Hold(app, monkeypatch, m, "download_module") for m in QUEUE_MODULES[:2]]
+    for spec, hold in zip((first, second), holds, strict=True):  # both build slots (max_builds 2)
+        client.post(spec.link() + "start")
+        assert hold.reached.wait(120)
+    client.post(third.link() + "start")
+    body = check_html_response(client.get(third.link()))
+    for hold in holds:
+        hold.release()
+    assert "Waiting in the queue: yours is next" in body and 'aria-current="step">Queue<' in body
+    assert 'role="status" aria-live="polite" sse-swap="announce">Waiting in the queue, position 1<' in body
+    assert re.search(r'<time data-since="\d+">\d+:\d\d</time> elapsed', body)
+    for spec in (first, second, third):
+        wait_done(app, spec)
+
+
 def test_the_page_folds_go_commands_and_shows_where_the_build_is(client: FlaskClient, app: Flask,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     spec = spec_of(f"example.com/live7@v1.0.0/linux-amd64-{GOVERSION}/")
@@ -779,6 +797,7 @@ def test_failed_build_page_has_no_download_hints_and_a_plain_text_log(client: Fl
     svc(app).coordinator.start(failing).done.wait(120)
     body = check_html_response(client.get(failing.link()))
     assert "Once built" not in body and "curl -fL" not in body and "<h2>Download</h2>" not in body
-    assert '<a href="log">plain text</a>' in body and '<button type="submit" class="primary">Retry</button>' in body
-    pending = check_html_response(client.get(failing.with_(goarch="arm64", version="v1.0.0").link()))
+    assert '<a href="log">The log as plain text</a>' in body
+    assert '<button type="submit" class="primary">Retry</button>' in body
+    pending = check_html_response(client.get(failing.with_(goarch="riscv64").link()))
     assert "Once built" in pending  # kept where the build may still work

@@ -72,10 +72,15 @@
   // Copy: the clipboard API where the page is a secure context, else select the text and
   // execCommand('copy') (plain-HTTP hosts); either way the button says what happened.
   function copyText(target) {
-    var text = target.textContent.trim();
     if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
+      return navigator.clipboard.writeText(target.textContent.trim()).catch(function () {
+        return selectAndCopy(target); // permission refused: the old way still works
+      });
     }
+    return selectAndCopy(target);
+  }
+
+  function selectAndCopy(target) {
     var range = document.createRange();
     range.selectNodeContents(target);
     var selection = window.getSelection();

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HTMX = {"HX-Request": "true"}  # what htmx sends with each of its requests
 LIVE_MODULES = [f"example.com/live{i}" for i in range(8)]
 QUEUE_MODULES = [f"example.com/queue{x}" for x in "abc"]
+PHASE_MODULES = ["example.com/phases", "example.com/folded"]  # one test each, built nowhere else
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def proxy() -> Iterator[ModuleProxy]:
         p.add("example.com/replaced", "v1.0.0", {
             "go.mod": "module example.com/replaced\n\ngo 1.22\n\nreplace example.com/other => ./other\n",
             "main.go": "package main\n\nfunc main() {}\n"})
-        for m in LIVE_MODULES + QUEUE_MODULES:
+        for m in LIVE_MODULES + QUEUE_MODULES + PHASE_MODULES:
             p.add(m, "v1.0.0", hello_module(m, "v1.0.0", m))
         yield p
 
@@ -644,9 +645,9 @@ def until(events: Iterator[Event], kind: str, text: str) -> list[Event]:
 
 def test_live_status_shows_the_phase_and_announces_each_change_once(client: FlaskClient, app: Flask,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = spec_of(f"example.com/live6@v1.0.0/linux-amd64-{GOVERSION}/")
-    download = Hold(app, monkeypatch, "example.com/live6", "download_module")
-    compile_ = Hold(app, monkeypatch, "example.com/live6", "_install")
+    spec = spec_of(f"example.com/phases@v1.0.0/linux-amd64-{GOVERSION}/")
+    download = Hold(app, monkeypatch, "example.com/phases", "download_module")
+    compile_ = Hold(app, monkeypatch, "example.com/phases", "_install")
     resp, events = stream(client, spec.link() + "events")
     seen = until(events, "status", "Downloading the module")
     assert 'aria-current="step">Download<' in seen[-1].text and 'class="done">Queue<' in seen[-1].text
@@ -685,8 +686,8 @@ def test_a_queued_build_shows_its_place(client: FlaskClient, app: Flask, monkeyp
 
 def test_the_page_folds_go_commands_and_shows_where_the_build_is(client: FlaskClient, app: Flask,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = spec_of(f"example.com/live7@v1.0.0/linux-amd64-{GOVERSION}/")
-    hashing = Hold(app, monkeypatch, "example.com/live7", "_store")
+    spec = spec_of(f"example.com/folded@v1.0.0/linux-amd64-{GOVERSION}/")
+    hashing = Hold(app, monkeypatch, "example.com/folded", "_store")
     client.post(spec.link() + "start")
     assert hashing.reached.wait(120)
     body = check_html_response(client.get(spec.link()))
@@ -698,7 +699,7 @@ def test_the_page_folds_go_commands_and_shows_where_the_build_is(client: FlaskCl
     assert '<details class="fold"><summary>Full log' in body and body.index('<details class="fold">') < body.index(log)
     assert '<span class="x">WORK=' in log and '<span class="x">mkdir -p $WORK/' in log
     shown = re.sub(r'<span class="x">[^<]*</span>', "", log)
-    assert "\nexample.com/live7\n" in shown  # go -v names the package it compiles
+    assert "\nexample.com/folded\n" in shown  # go -v names the package it compiles
     assert "gobuild: compiling" in shown and "/compile " not in shown and "WORK=" not in shown
     wait_done(app, spec)
 

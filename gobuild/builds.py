@@ -192,6 +192,8 @@ class Builder:
         if GoVersion.parse(spec.goversion).minor < MIN_GO_MINOR:
             raise UserError(f"{spec.goversion} cannot build a command at a module version "
                             f"(`go install pkg@version` needs go1.{MIN_GO_MINOR} or newer)")
+        if spec.goversion not in self.toolchains.installed():
+            _note(out, marker(Phase.INSTALLING_GO, spec.goversion))
         toolchain = self.toolchains.get(spec.goversion)
         self.toolchains.check_target(spec.goversion, spec.goos, spec.goarch)
         with gocmd.command_home(self.paths, "build") as home:

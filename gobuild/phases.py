@@ -16,6 +16,7 @@ from enum import StrEnum
 class Phase(StrEnum):
     """The phases of a build, in order; the values are what the page says."""
 
+    INSTALLING_GO = "installing go"  # only the first build with a Go version the server has not installed
     DOWNLOADING = "downloading module"
     COMPILING = "compiling"
     LINKING = "linking"
@@ -25,7 +26,7 @@ class Phase(StrEnum):
 
 
 # The phases the builder marks itself; linking is seen in go's own output.
-_MARKED = (Phase.DOWNLOADING, Phase.COMPILING, Phase.HASHING, Phase.VERIFYING, Phase.LOGGING)
+_MARKED = (Phase.INSTALLING_GO, Phase.DOWNLOADING, Phase.COMPILING, Phase.HASHING, Phase.VERIFYING, Phase.LOGGING)
 _MARKER = re.compile(r"gobuild: (" + "|".join(_MARKED) + r")(?: (.*?))? \[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\]")
 _TOTAL = re.compile(r"(\d+) packages?")
 _COMPILE = re.compile(r"(?:GOROOT=\S* )?\S*/pkg/tool/[^/\s]+/compile\s")

@@ -86,3 +86,12 @@ def test_a_here_document_stays_folded_across_pieces() -> None:
     assert first.count('class="x"') == 2
     assert second == ('<span class="x"># not a go error but the heredoc\n</span><span class="x">EOF\n</span>'
                       "# example.com/hello\n")
+
+
+def test_installing_go_comes_first_and_starts_the_clock() -> None:
+    text = marker(Phase.INSTALLING_GO, "go1.24.1", T0) + marker(Phase.DOWNLOADING, "example.com/hello@v1.0.0", T1)
+    reader = ProgressReader()
+    first = reader.feed(text.encode()[:len(text.splitlines()[0]) + 1])
+    assert (first.phase, first.started) == (Phase.INSTALLING_GO, T0.timestamp())
+    assert (reader.feed(text.encode()[len(text.splitlines()[0]) + 1:]).phase, reader.progress.started,
+            reader.progress.since) == (Phase.DOWNLOADING, T0.timestamp(), T1.timestamp())

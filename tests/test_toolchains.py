@@ -689,3 +689,6 @@ def test_server_without_local_go_builds_with_a_toolchain_from_the_proxy(
     assert (tmp_path / "data" / "sdk" / GOVERSION / "bin" / "go").is_file()
     spec = BuildSpec.parse(f"example.com/tchello@v1.0.0/linux-amd64-{GOVERSION}/", set(DEFAULT_TARGETS))
     assert built_sum == direct_sum(spec, modproxy.url, tmp_path / "direct")
+    store = app.extensions["gobuild"].store
+    log = store.read_blob(store.result(spec).log).decode()
+    assert log.startswith(f"gobuild: installing go {GOVERSION} [")  # the build page says why it takes longer

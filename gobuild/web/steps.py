@@ -14,7 +14,7 @@ bp = Blueprint("steps", __name__)
 # The steps in order, with what the page calls them; "queued" comes before the build's own phases.
 STEPS = [("queued", "Queue"), (Phase.DOWNLOADING, "Download"), (Phase.COMPILING, "Compile"),
          (Phase.LINKING, "Link"), (Phase.HASHING, "Hash"), (Phase.VERIFYING, "Verifiers"), (Phase.LOGGING, "Log")]
-_INDEX = {step: i for i, (step, _) in enumerate(STEPS)} | {"starting": 1}
+_INDEX = {step: i for i, (step, _) in enumerate(STEPS)} | {"starting": 1, Phase.INSTALLING_GO: 1}
 
 
 @bp.app_context_processor

@@ -277,7 +277,7 @@ def _new_client(url: str, verifier: note.Verifier, session: requests.Session) ->
     """Return a tlog client keeping its state in this key's state dir."""
     try:
         return tlogclient.Client(url, str(verifier), state_dir(verifier.name), session=session, timeout=TIMEOUT)
-    except tlogclient.ConfigError as e:
+    except tlogclient.StateError as e:
         raise UsageError(str(e)) from None
 
 
@@ -288,10 +288,10 @@ def lookup(client: tlogclient.Client, spec: BuildSpec) -> tuple[int, Record]:
         number, text = client.lookup(key)
     except tlogclient.SecurityError as e:
         raise SecurityFailure(str(e)) from None
-    except tlogclient.ConfigError as e:
+    except tlogclient.StateError as e:
         raise GetError(f"{e} (stored in {client.state_dir / 'config' / 'key'}; remove that file only if the "
                        f"server's key really changed)") from None
-    except tlogclient.RemoteError as e:
+    except tlogclient.FetchError as e:
         raise GetError(f"lookup {key}: {e}") from None  # the server's answer says why
     except tlogclient.ClientError as e:
         raise GetError(f"lookup {key}: {e}") from None

@@ -73,7 +73,7 @@ class GetServer:
             if path.startswith("/tlog/tile/"):
                 return 200, self.log.tile(path[len("/tlog/tile/"):])[0]
         except LogError as e:
-            return e.http_status, str(e).encode()
+            return e.status, str(e).encode()
         body = self.files.get(path)
         return (404, b"not found\n") if body is None else (200, body)
 

@@ -134,7 +134,7 @@ class Toolchains:
         assert self.proxy is not None
         try:
             versions = self.proxy.list(TOOLCHAIN_MODULE)
-        except goproxy.NotFound:
+        except goproxy.ModuleNotFound:
             return []
         return goversions_from_list(versions, *self.platform)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from flask import Blueprint, request
-from werkzeug.exceptions import TooManyRequests
 
 from ..clients import client_address, module_allowed
+from ..errors import HTTPProblem
 from ..spec import BuildSpec, GoVersion, SpecError
 from ..toolchains import UnknownGoVersion
 from .current import services
-from .errors import HTTPProblem
 
 bp = Blueprint("admission", __name__)
 
@@ -62,7 +61,7 @@ def admit(spec: BuildSpec) -> None:
     if wait is not None:
         kind = "recent" if recent else "old"
         s.metrics.rate_limited.labels(kind).inc()
-        raise TooManyRequests(LIMITED.format(kind), retry_after=int(wait + 0.999))
+        raise HTTPProblem(429, LIMITED.format(kind), retry_after=int(wait + 0.999))
 
 
 def _recent(goversion: str) -> bool:

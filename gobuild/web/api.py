@@ -12,12 +12,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..errors import HTTPProblem
 from ..spec import BuildSpec
 from ..states import BuildState
 from ..store import Result
 from . import live, negotiate, urls
 from .current import services
-from .errors import HTTPProblem
 from .install import SCRIPT
 from .urls import Page
 

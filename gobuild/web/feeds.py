@@ -16,12 +16,12 @@ import feedgenerator
 from flask import Blueprint, Response, current_app, render_template, request
 
 from .. import module as modmod
+from ..errors import HTTPProblem
 from ..module import InvalidPath, check_path
 from ..spec import Record, SpecError
 from ..tlog import merkle
 from ..tlog.server import TransparencyLog
 from .current import services
-from .errors import HTTPProblem
 
 bp = Blueprint("feeds", __name__)
 

@@ -13,10 +13,10 @@ import urllib.parse
 
 from flask import Blueprint, Response, render_template, request
 
+from ..errors import HTTPProblem
 from ..module import InvalidPath, check_path
 from ..spec import BuildSpec
 from .current import services
-from .errors import HTTPProblem
 
 bp = Blueprint("install", __name__)
 

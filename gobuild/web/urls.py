@@ -7,6 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..errors import GobuildError
 from ..module import InvalidPath, check_import_path, check_path
 from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, is_sum
 
@@ -35,8 +36,11 @@ class Page(StrEnum):
 PAGES = tuple(p for p in Page if p not in (Page.FILE, Page.FILE_GZ, Page.LEGACY_FILE, Page.LEGACY_FILE_GZ))
 
 
-class BadPath(Exception):
+class BadPath(GobuildError):
     """A path that names nothing we serve; the message is the one-line hint for the user."""
+
+    status = 404
+    code = "bad-path"
 
 
 @dataclass(frozen=True)

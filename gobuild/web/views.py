@@ -9,16 +9,15 @@ from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import Job, reproduce_command
+from ..errors import HTTPProblem
 from ..failures import Busy, PermanentFailure, TemporaryFailure
-from ..goproxy import NotFound as ProxyNotFound
-from ..goproxy import redacted
+from ..goproxy import ModuleNotFound, redacted
 from ..module import InvalidPath, check_path, is_valid_path
 from ..spec import BuildSpec, Record, SpecError
 from ..states import BuildState, JobState
 from ..store import Failure, Result
 from . import admission, files, live, pages, resultfiles, urls
 from .current import services
-from .errors import HTTPProblem
 from .urls import Page
 
 bp = Blueprint("gobuild", __name__)
@@ -102,7 +101,7 @@ def short_url(module: str, version: str) -> str | BaseResponse:
     """/<mod>@<version>: resolve the version and go to the build page of its command."""
     try:
         resolved = services().proxy.resolve(module, version)
-    except ProxyNotFound:
+    except ModuleNotFound:
         if (found := _package_in_module(module, version)) is not None:
             return found
         raise
@@ -122,7 +121,7 @@ def _package_in_module(path: str, version: str) -> BaseResponse | None:
             continue
         try:
             resolved = s.proxy.resolve(prefix, version)
-        except ProxyNotFound:
+        except ModuleNotFound:
             continue
         dir_ = "/" + "/".join(parts[n:])
         goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))

@@ -16,7 +16,7 @@ from ..errors import HTTPProblem
 from ..spec import BuildSpec
 from ..states import BuildState
 from ..store import Result
-from . import live, negotiate, urls
+from . import live, negotiate, urls, views
 from .current import services
 from .install import SCRIPT
 from .urls import Page
@@ -90,10 +90,12 @@ def _goversions() -> dict[str, Any]:
             "available": toolchains.available()}
 
 
-def commands(module: str, version: str) -> Response:
+def commands(module: str, version: str) -> Response | BaseResponse:
     """The commands (main packages) of module@version, with build and install URLs."""
     s = services()
-    resolved = s.proxy.resolve(module, version)
+    resolved = views.resolve_module(module, version)
+    if isinstance(resolved, BaseResponse):
+        return resolved  # a package path: its build status
     goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
     goversion = s.toolchains.latest()
     dirs = s.builder.main_packages(module, resolved)

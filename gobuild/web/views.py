@@ -99,13 +99,18 @@ def module_page(module: str, trailing_slash: bool) -> str | BaseResponse:
 
 def short_url(module: str, version: str) -> str | BaseResponse:
     """/<mod>@<version>: resolve the version and go to the build page of its command."""
+    resolved = resolve_module(module, version)
+    return resolved if isinstance(resolved, BaseResponse) else _package_choice(module, resolved)
+
+
+def resolve_module(module: str, version: str) -> str | BaseResponse:
+    """module's canonical version; for a package path, the redirect to its build page (page and JSON alike)."""
     try:
-        resolved = services().proxy.resolve(module, version)
+        return services().proxy.resolve(module, version)
     except ModuleNotFound:
         if (found := _package_in_module(module, version)) is not None:
             return found
         raise
-    return _package_choice(module, resolved)
 
 
 def _package_in_module(path: str, version: str) -> BaseResponse | None:

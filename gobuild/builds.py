@@ -44,7 +44,7 @@ from .states import JobState
 from .store import Failure, Result, Store, digest_file
 from .targets import Targets
 from .toolchains import Toolchain, Toolchains
-from .verify import Mismatch, Verification, Verifier
+from .verify import Mismatch, Peers, Verification
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Builder:
     """Builds one spec: compile (or fetch from peers), verify with peers, log, publish."""
 
     def __init__(self, settings: BuildSettings, store: Store, toolchains: Toolchains, cache_dir: Path,
-                 tlog: RecordLog | None = None, verifier: Verifier | None = None, compile: bool = True,
+                 tlog: RecordLog | None = None, verifier: Peers | None = None, compile: bool = True,
                  targets: Targets | None = None) -> None:
         self.settings = settings
         self.store = store

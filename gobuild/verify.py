@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 CHAIN_HEADER = "Gobuild-Verify-Chain"
 
 
-class VerifyError(TemporaryFailure):
+class PeerUnavailable(TemporaryFailure):
     """A peer could not answer (down, slow, broken): retried on the next request, nothing stored."""
 
 
@@ -96,17 +96,17 @@ class Verification:
     spec: BuildSpec
     futures: dict[Peer, Future[Record]]
     deadline: float
-    verifier: Verifier
+    verifier: Peers
 
     def records(self) -> dict[Peer, Record]:
-        """Every peer's record, or VerifyError naming the first peer that failed."""
+        """Every peer's record, or PeerUnavailable naming the first peer that failed."""
         out = {}
         for peer, future in self.futures.items():
             try:
                 out[peer] = future.result(timeout=max(0.0, self.deadline - time.monotonic()))
             except FutureTimeout:
                 self.verifier.note_error(peer, "timed out")
-                raise VerifyError(f"build at verifier {peer.url} failed: no answer in time") from None
+                raise PeerUnavailable(f"build at verifier {peer.url} failed: no answer in time") from None
         return out
 
     def check(self, ours: Record) -> None:
@@ -119,7 +119,7 @@ class Verification:
 
 
 @dataclass
-class Verifier:
+class Peers:
     """Our verifiers, asked in parallel, each through a verifying tlog client with its own state."""
 
     peers: list[Peer]
@@ -159,7 +159,7 @@ class Verifier:
             raise PeerSecurityError(f"verifier {peer.url}: {e}") from e
         except (tlogclient.ClientError, SpecError, requests.RequestException, OSError) as e:
             self.note_error(peer, str(e))
-            raise VerifyError(f"build at verifier {peer.url} failed: {e}") from e
+            raise PeerUnavailable(f"build at verifier {peer.url} failed: {e}") from e
         finally:
             session.close()
             if self.observe is not None:
@@ -199,9 +199,9 @@ class Verifier:
             with requests.get(url, timeout=self.timeout, stream=True,
                               headers={"User-Agent": "gobuild-verifier"}) as resp:
                 if resp.status_code != 200:
-                    raise VerifyError(f"fetching binary from verifier {peer.url}: HTTP {resp.status_code}")
+                    raise PeerUnavailable(f"fetching binary from verifier {peer.url}: HTTP {resp.status_code}")
                 with open(dest, "wb") as f:
                     for chunk in resp.iter_content(1 << 20):
                         f.write(chunk)
         except requests.RequestException as e:
-            raise VerifyError(f"fetching binary from verifier {peer.url}: {e}") from e
+            raise PeerUnavailable(f"fetching binary from verifier {peer.url}: {e}") from e

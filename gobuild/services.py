@@ -32,6 +32,7 @@ from .toolchains import DOWNLOAD_TIMEOUT, Toolchains, discover_local, host_platf
 from .verify import Peer, Peers, parse_peers
 from .web.live import StreamLimit
 from .web.pages import VersionsCache
+from .web.urls import tlog_url
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Services:
     def get_command(self, spec: BuildSpec, sum_: str | None, host: str) -> str:
         """The `gobuild get` command that fetches and verifies spec through our log."""
         q = shlex.quote
-        parts = ["gobuild get", f"-verifierkey {q(self.tlog.verifier_key)}", f"-url {q(f'http://{host}/tlog')}"]
+        parts = ["gobuild get", f"-verifierkey {q(self.tlog.verifier_key)}", f"-url {q(tlog_url(f'http://{host}'))}"]
         if sum_:
             parts.append(f"-sum {q(sum_)}")
         parts += [f"-target {q(f'{spec.goos}/{spec.goarch}')}", f"-goversion {q(spec.goversion)}"]

@@ -9,11 +9,12 @@ from ..errors import HTTPProblem
 from ..spec import BuildSpec, GoVersion, SpecError
 from ..toolchains import UnknownGoVersion
 from .current import services
+from .urls import TLOG
 
 bp = Blueprint("admission", __name__)
 
 # The endpoints whose path names a module and that can start work (resolve, download, build).
-_MODULE_ENDPOINTS = {"gobuild.dispatch": "/", "tlog.lookup": "/tlog/lookup/"}
+_MODULE_ENDPOINTS = {"gobuild.dispatch": "/", "tlog.lookup": TLOG + "/lookup/"}
 
 BAD_CLIENT = ("Your request matched a list of clients/networks with known bad behaviour. Please respect the "
               "robots.txt (no crawling that triggers builds!) and be kind. Contact the admins to get access again.")

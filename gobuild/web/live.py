@@ -18,6 +18,7 @@ from ..builds import Job
 from ..spec import BuildSpec
 from ..states import BuildState, JobState
 from ..store import Result, Store
+from . import urls
 from .current import services
 
 KEEPALIVE_SECONDS = 15.0  # a comment this often keeps proxies from closing a quiet stream
@@ -142,7 +143,7 @@ def status_of(job: Job | None, position: int = 0) -> Status:
             return Status(BuildState.QUEUED, position)
         return Status(BuildState.VERIFYING if job.state == JobState.VERIFYING else BuildState.RUNNING)
     if job.result is not None:
-        return Status(BuildState.SUCCESS, href=job.spec.result_link(job.result.sum))
+        return Status(BuildState.SUCCESS, href=urls.result_url(job.spec, job.result.sum))
     error = job.error
     if error is not None and error.status < 500:  # 4xx: the build cannot work as asked
         return Status(BuildState.FAILED, error=str(error), stored=getattr(error, "reason", None) is not None)
@@ -260,7 +261,7 @@ def _final_events(status: Status) -> Iterator[str]:
 def result_events(spec: BuildSpec, result: Result) -> Response:
     """SSE for a result URL: the original's single Success event; a resuming reader gets the log's rest first."""
     offset, resuming = resume_offset()
-    status = Status(BuildState.SUCCESS, href=spec.result_link(result.sum))
+    status = Status(BuildState.SUCCESS, href=urls.result_url(spec, result.sum))
     if not resuming:
         return _event_stream(iter([update_event(_update_payload(status))]))
 

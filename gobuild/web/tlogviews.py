@@ -12,10 +12,10 @@ from ..verify import CHAIN_HEADER
 from .current import services
 from .errors import TLOG_TEXT as TEXT
 from .files import IMMUTABLE
-from .urls import check_spec_paths
+from .urls import TLOG, check_spec_paths
 from .views import wait_for_build
 
-bp = Blueprint("tlog", __name__, url_prefix="/tlog")
+bp = Blueprint("tlog", __name__, url_prefix=TLOG)
 
 PEER_WAIT = 5.0  # seconds a lookup without the chain header waits for a build that waits on its verifiers
 WAITING_ON_VERIFIERS = ("this build is waiting for its verifiers; a verifier that does not send the "

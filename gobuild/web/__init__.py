@@ -14,7 +14,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     """The gobuild web app for a configuration (defaults when None)."""
     from .. import logs
     from ..services import build_services
-    from . import admission, api, current, errors, feeds, install, instrument, site, tlogviews, views
+    from . import admission, api, current, errors, feeds, install, instrument, site, tlogviews, urls, views
 
     cfg = cfg or configmod.load()
     app = Flask("gobuild")  # templates/ and static/ beside this package's __init__, shipped as package data
@@ -22,6 +22,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     app.url_map.strict_slashes = False
     Htmx(app)  # request.htmx: whether htmx (HX-Request) asks
     current.install(app, build_services(cfg))
+    app.jinja_env.globals.update(urls=urls, Page=urls.Page)  # templates build every URL through urls
     app.jinja_env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     logs.configure(cfg.log_format)
 

@@ -62,3 +62,8 @@ def test_error_code_table_lists_every_code_with_its_status() -> None:
     in_code = {(cls.code, str(cls.status)) for cls in error_classes() if not issubclass(cls, HTTPProblem)}
     in_code |= {(code, str(status)) for status, code in CODES_BY_STATUS.items()} | {("error", "other")}
     assert set(code_rows().items()) == in_code
+
+
+def test_readme_stands_alone() -> None:
+    """The next engineer reads the README, not the notes the project was built from."""
+    assert "../shared/" not in (ROOT / "README.md").read_text()

@@ -31,7 +31,7 @@ class PeerUnavailable(TemporaryFailure):
     """A peer could not answer (down, slow, broken): retried on the next request, nothing stored."""
 
 
-class Mismatch(TemporaryFailure):
+class PeerMismatch(TemporaryFailure):
     """A peer built different bytes (or a different record): nothing is logged or served."""
 
 
@@ -114,7 +114,7 @@ class Verification:
         for peer, theirs in self.records().items():
             if theirs != ours:
                 self.verifier.note_mismatch(peer, self.spec)
-                raise Mismatch(f"build mismatches: we got {ours.sum} (size {ours.size}), "
+                raise PeerMismatch(f"build mismatches: we got {ours.sum} (size {ours.size}), "
                                f"{peer.url} got {theirs.sum} (size {theirs.size}) for {theirs.spec}")
 
 

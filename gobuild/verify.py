@@ -19,6 +19,7 @@ from .failures import TemporaryFailure
 from .spec import BuildSpec, Record, SpecError
 from .tlog import client as tlogclient
 from .tlog import note
+from .web import urls
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,6 @@ class Peer:
         config starts afresh instead of clashing with the state of the wrong one."""
         return f"{self.name}-{hashlib.sha256(self.key.encode()).hexdigest()[:16]}"
 
-    @property
-    def site(self) -> str:
-        """The peer's base URL without the /tlog suffix, where its result URLs live."""
-        return self.url.rstrip("/").removesuffix("/tlog")
-
-
-def default_url(name: str) -> str:
-    """The log URL the original derives from a key name."""
-    return f"https://{name}/tlog" if "." in name else f"http://{name}:8000/tlog"
 
 
 def parse_peers(entries: Iterable[Mapping[str, str]]) -> list[Peer]:
@@ -76,7 +68,7 @@ def parse_peers(entries: Iterable[Mapping[str, str]]) -> list[Peer]:
             name = note.Verifier.parse(key).name
         except note.NoteError as e:
             raise ValueError(f"verifier key {key!r}: {e}") from e
-        peers.append(Peer(key, entry.get("url") or default_url(name)))
+        peers.append(Peer(key, entry.get("url") or urls.default_tlog_url(name)))
     return peers
 
 
@@ -194,7 +186,7 @@ class Peers:
 
     def fetch_gz(self, peer: Peer, record: Record, dest: Path) -> None:
         """Download the peer's gzipped binary of record to dest (streamed; checked by the caller)."""
-        url = peer.site + record.spec.result_link(record.sum) + record.spec.download_filename() + ".gz"
+        url = urls.download_url(peer.url, record.spec, record.sum)
         try:
             with requests.get(url, timeout=self.timeout, stream=True,
                               headers={"User-Agent": "gobuild-verifier"}) as resp:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
-
-from flask import Flask
-from htmx_flask import Htmx
+from typing import TYPE_CHECKING
 
 from .. import config as configmod
+
+if TYPE_CHECKING:  # Flask is imported by create_app: `gobuild get` and peers import web.urls without it
+    from flask import Flask
 
 
 def create_app(cfg: configmod.Config | None = None) -> Flask:
     """The gobuild web app for a configuration (defaults when None)."""
+    from flask import Flask
+    from htmx_flask import Htmx
+
     from .. import logs
     from ..services import build_services
     from . import admission, api, current, errors, feeds, install, instrument, site, tlogviews, urls, views

@@ -2,7 +2,8 @@
 and its files, install scripts, feeds, badges and the transparency log.
 
 Build and result URLs rest on BuildSpec.link() and result_link() (the spec's own text); a test
-checks that parse(build_url(...)) and parse(result_url(...)) give back what was built.
+checks that parse(build_url(...)) and parse(result_url(...)) give back what was built. Pure (no
+Flask): `gobuild get` and the verifiers build another instance's URLs with it too.
 """
 
 from __future__ import annotations
@@ -244,3 +245,20 @@ def parse_badge(prefix: str) -> tuple[str, str]:
 def tlog_url(host_url: str = "") -> str:
     """The transparency log's base URL (what `gobuild get -url` takes); relative without host_url."""
     return host_url.rstrip("/") + TLOG
+
+
+# Another instance's URLs, from its log's URL: what `gobuild get` and our verifiers fetch.
+
+def default_tlog_url(name: str) -> str:
+    """The log URL the original derives from a key name."""
+    return f"https://{name}{TLOG}" if "." in name else f"http://{name}:8000{TLOG}"
+
+
+def site_of(log_url: str) -> str:
+    """An instance's base URL, where its result URLs live: its log URL without the /tlog suffix."""
+    return log_url.rstrip("/").removesuffix(TLOG)
+
+
+def download_url(log_url: str, spec: BuildSpec, sum_: str, legacy: bool = False) -> str:
+    """The URL of an instance's gzipped binary of spec with sum_ (legacy: the original's name for /vN roots)."""
+    return site_of(log_url) + result_url(spec, sum_, Page.LEGACY_FILE_GZ if legacy else Page.FILE_GZ)

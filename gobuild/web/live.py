@@ -122,6 +122,12 @@ class Status:
     error: str = ""
     href: str = ""  # success: the result page
     stored: bool = False  # failed: a stored failure that Retry forgets
+    sum: str = ""  # success: the result's sum
+
+    @classmethod
+    def success(cls, spec: BuildSpec, sum_: str) -> Status:
+        """A finished build, linking its result page."""
+        return cls(BuildState.SUCCESS, href=urls.result_url(spec, sum_), sum=sum_)
 
     @property
     def busy(self) -> bool:
@@ -143,7 +149,7 @@ def status_of(job: Job | None, position: int = 0) -> Status:
             return Status(BuildState.QUEUED, position)
         return Status(BuildState.VERIFYING if job.state == JobState.VERIFYING else BuildState.RUNNING)
     if job.result is not None:
-        return Status(BuildState.SUCCESS, href=urls.result_url(job.spec, job.result.sum))
+        return Status.success(job.spec, job.result.sum)
     error = job.error
     if error is not None and error.status < 500:  # 4xx: the build cannot work as asked
         return Status(BuildState.FAILED, error=str(error), stored=getattr(error, "reason", None) is not None)
@@ -163,7 +169,7 @@ def update_event(payload: dict[str, object]) -> str:
 
 def _update_payload(status: Status) -> dict[str, object]:
     if status.state == BuildState.SUCCESS:
-        return {"Kind": "Success", "Sum": status.href.rstrip("/").rsplit("/", 1)[1]}
+        return {"Kind": "Success", "Sum": status.sum}
     return {"Kind": status.kind, "Error": status.error}
 
 
@@ -261,7 +267,7 @@ def _final_events(status: Status) -> Iterator[str]:
 def result_events(spec: BuildSpec, result: Result) -> Response:
     """SSE for a result URL: the original's single Success event; a resuming reader gets the log's rest first."""
     offset, resuming = resume_offset()
-    status = Status(BuildState.SUCCESS, href=urls.result_url(spec, result.sum))
+    status = Status.success(spec, result.sum)
     if not resuming:
         return _event_stream(iter([update_event(_update_payload(status))]))
 

@@ -45,7 +45,7 @@ from .states import JobState
 from .store import Failure, Result, Store, digest_file
 from .targets import Targets
 from .toolchains import Toolchain, Toolchains
-from .verify import Mismatch, Verification, Verifier
+from .verify import PeerMismatch, Peers, Verification
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Builder:
     """Builds one spec: compile (or fetch from peers), verify with peers, log, publish."""
 
     def __init__(self, settings: BuildSettings, store: Store, toolchains: Toolchains, cache_dir: Path,
-                 tlog: RecordLog | None = None, verifier: Verifier | None = None, compile: bool = True,
+                 tlog: RecordLog | None = None, verifier: Peers | None = None, compile: bool = True,
                  targets: Targets | None = None) -> None:
         self.settings = settings
         self.store = store
@@ -332,7 +332,7 @@ class Builder:
                 self.verifier.fetch_gz(first_peer, record, Path(gz.name))
                 sum_, size = _gunzip_digest(Path(gz.name), binary)
                 if (sum_, size) != (record.sum, record.size):
-                    raise Mismatch(f"binary from {first_peer.url} has sum {sum_} (size {size}), "
+                    raise PeerMismatch(f"binary from {first_peer.url} has sum {sum_} (size {size}), "
                                    f"its log says {record.sum} (size {record.size})")
                 _note(out, f"fetched {spec.exec_name} from {first_peer.url}: {size} bytes, sum {sum_}\n")
                 binary.seek(0)
@@ -350,7 +350,7 @@ def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
                 dest.write(chunk)
                 size += len(chunk)
     except (OSError, EOFError) as e:
-        raise Mismatch(f"binary from verifier is not valid gzip: {e}") from e
+        raise PeerMismatch(f"binary from verifier is not valid gzip: {e}") from e
     return sum_from_digest(h.digest()), size
 
 

@@ -1,12 +1,14 @@
-"""Typed build errors carrying their HTTP status, and the classification of `go` failure output."""
+"""Typed build errors (GobuildErrors: they carry their HTTP status), and the classification of `go` output."""
 
 from __future__ import annotations
 
 import re
 
+from .errors import GobuildError
 
-class BuildError(Exception):
-    """Base of all errors a build request can end in; status is the HTTP status to answer with."""
+
+class BuildError(GobuildError):
+    """Base of all errors a build can end in; status is the HTTP status to answer with."""
 
     status = 500
     code = "internal"
@@ -38,7 +40,7 @@ class Busy(TemporaryFailure):
 
     def __init__(self, message: str, retry_after: int = 30) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after: int | None = retry_after
 
 
 class PermanentFailure(BuildError):

@@ -30,6 +30,7 @@ from .spec import BuildSpec, GoVersion, Record, SpecError, parse_sum
 from .targets import DEFAULT_TARGETS
 from .tlog import client as tlogclient
 from .tlog import note
+from .web import urls
 
 USER_AGENT = "gobuild-get (https://github.com/mjl-/gobuild)"
 TIMEOUT = 300.0  # a lookup may wait for a build on the server
@@ -185,19 +186,7 @@ def resolve_key_and_url(opts: Options, confdir: Path) -> tuple[note.Verifier, st
     # The configured URL belongs to the configured key's server, not to any other key.
     if not url and cfg_url and cfg_key and parse_verifier(cfg_key, str(confdir / "verifierkey")).name == verifier.name:
         url = cfg_url
-    return verifier, (url or default_url(verifier.name)).rstrip("/")
-
-
-def default_url(name: str) -> str:
-    """Return the original's default log URL for a key name."""
-    return f"https://{name}/tlog" if "." in name else f"http://{name}:8000/tlog"
-
-
-def download_url(tlog_url: str, spec: BuildSpec, sum_: str, legacy: bool = False) -> str:
-    """Return the URL of the gzipped binary: the server's result URL plus <download filename>.gz."""
-    base = tlog_url.rstrip("/")
-    base = base[: -len("/tlog")] if base.endswith("/tlog") else base
-    return f"{base}{spec.result_link(sum_)}{spec.download_filename(legacy)}.gz"
+    return verifier, (url or urls.default_tlog_url(verifier.name)).rstrip("/")
 
 
 # Checking what the log says ---------------------------------------------------------------------
@@ -251,7 +240,7 @@ def _raw_chunks(resp: requests.Response, url: str) -> Iterator[bytes]:
 def download(session: requests.Session, tlog_url: str, record: Record, dst: Path, out: Output) -> None:
     """Download the record's binary to dst, verified against the record's sum and size."""
     spec = record.spec
-    url = download_url(tlog_url, spec, record.sum)
+    url = urls.download_url(tlog_url, spec, record.sum)
     out.debug(f"downloading {url}")
     try:
         resp = _open_download(session, url)
@@ -259,7 +248,7 @@ def download(session: requests.Session, tlog_url: str, record: Record, dst: Path
         if spec.legacy_exec_name == spec.exec_name:
             raise
         # An original gobuild names /vN binaries after the "vN" element.
-        url = download_url(tlog_url, spec, record.sum, legacy=True)
+        url = urls.download_url(tlog_url, spec, record.sum, legacy=True)
         out.debug(f"downloading {url}")
         resp = _open_download(session, url)
     progress = out.progress(record.size)
@@ -277,7 +266,7 @@ def _new_client(url: str, verifier: note.Verifier, session: requests.Session) ->
     """Return a tlog client keeping its state in this key's state dir."""
     try:
         return tlogclient.Client(url, str(verifier), state_dir(verifier.name), session=session, timeout=TIMEOUT)
-    except tlogclient.ConfigError as e:
+    except tlogclient.StateError as e:
         raise UsageError(str(e)) from None
 
 
@@ -288,10 +277,10 @@ def lookup(client: tlogclient.Client, spec: BuildSpec) -> tuple[int, Record]:
         number, text = client.lookup(key)
     except tlogclient.SecurityError as e:
         raise SecurityFailure(str(e)) from None
-    except tlogclient.ConfigError as e:
+    except tlogclient.StateError as e:
         raise GetError(f"{e} (stored in {client.state_dir / 'config' / 'key'}; remove that file only if the "
                        f"server's key really changed)") from None
-    except tlogclient.RemoteError as e:
+    except tlogclient.FetchError as e:
         raise GetError(f"lookup {key}: {e}") from None  # the server's answer says why
     except tlogclient.ClientError as e:
         raise GetError(f"lookup {key}: {e}") from None

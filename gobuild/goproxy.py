@@ -30,6 +30,7 @@ import requests
 
 from gobuild import gomod, module
 from gobuild.durable import fsync_dir
+from gobuild.errors import GobuildError
 
 # Limits from the go command (codehost.MaxZipFile, modfetch's MaxGoMod): anything larger is
 # refused by go anyway, so a larger answer is a broken or hostile proxy.
@@ -41,16 +42,22 @@ _MOD_CACHE_SIZE = 512  # .mod files of exact versions never change: keep the rec
 T = TypeVar("T")
 
 
-class GoProxyError(Exception):
+class GoProxyError(GobuildError):
     """Base of the errors from talking to module proxies."""
 
 
-class NotFound(GoProxyError):
+class ModuleNotFound(GoProxyError):
     """Every proxy asked answered 404/410: no such module or version (the user's problem)."""
 
+    status = 404
+    code = "not-found"
 
-class RemoteError(GoProxyError):
+
+class ProxyUnavailable(GoProxyError):
     """A proxy failed: 5xx, connection error, timeout, malformed answer, or GOPROXY=off."""
+
+    status = 503
+    code = "proxy-unavailable"
 
 
 @dataclass(frozen=True)
@@ -395,7 +402,7 @@ class GoProxyClient:
             if base == "off":
                 if not_found or failure:
                     break
-                raise RemoteError(f"{what}: module lookup disabled by GOPROXY=off")
+                raise ProxyUnavailable(f"{what}: module lookup disabled by GOPROXY=off")
             try:
                 return fetch(base)
             except _ProxyNotFound as e:
@@ -407,8 +414,8 @@ class GoProxyClient:
                 if not fall_through:
                     break
         if failure:
-            raise RemoteError(f"{what}: {failure}")
-        raise NotFound(f"{what}: not found ({'; '.join(not_found)})")
+            raise ProxyUnavailable(f"{what}: {failure}")
+        raise ModuleNotFound(f"{what}: not found ({'; '.join(not_found)})")
 
     # ------------------------------------------------------------------ HTTP
 

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .errors import GobuildError
+
 # One escaped path element, or escaped version, becomes one directory name in the module
 # cache and in our data dir; Linux file systems cap names at 255 bytes. x/mod has no such
 # limit, but a longer element could never be downloaded, so we refuse it up front.
@@ -29,12 +31,18 @@ _PSEUDO_RE = re.compile(
 )
 
 
-class InvalidPath(ValueError):
+class InvalidPath(GobuildError, ValueError):
     """A module or import path that the go command would reject."""
 
+    status = 400
+    code = "bad-module-path"
 
-class InvalidVersion(ValueError):
+
+class InvalidVersion(GobuildError, ValueError):
     """A version string that cannot name a module version (or an escaped form that is malformed)."""
+
+    status = 400
+    code = "bad-version"
 
 
 # ---------------------------------------------------------------------------- Go-style quoting

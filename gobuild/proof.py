@@ -34,7 +34,7 @@ MAX_SIZE = 64 * 1024  # a proof of a record in a 2^64 log has 64 hashes; anythin
 _DECIMAL = re.compile(rb"0|[1-9][0-9]{0,18}")
 
 
-class ProofError(Exception):
+class ProofFileError(Exception):
     """A proof file that is malformed or does not verify; the message says which check failed."""
 
 
@@ -64,24 +64,24 @@ class Proof:
 
     @classmethod
     def parse(cls, data: bytes) -> Proof:
-        """Parse a proof file; raise ProofError naming what is wrong."""
+        """Parse a proof file; raise ProofFileError naming what is wrong."""
         if len(data) > MAX_SIZE:
-            raise ProofError(f"not a gobuild proof: larger than {MAX_SIZE} bytes")
+            raise ProofFileError(f"not a gobuild proof: larger than {MAX_SIZE} bytes")
         if not data.startswith(HEADER):
             first = data.split(b"\n", 1)[0][:60].decode("utf-8", "replace")
             if first.startswith("gobuild proof "):
-                raise ProofError(f"unsupported proof version {first!r}, this gobuild reads v1")
-            raise ProofError("not a gobuild proof: the first line must be 'gobuild proof v1'")
+                raise ProofFileError(f"unsupported proof version {first!r}, this gobuild reads v1")
+            raise ProofFileError("not a gobuild proof: the first line must be 'gobuild proof v1'")
         lines = data[len(HEADER):].split(b"\n")
         number = _labelled(lines, 0, b"record")
         record = lines[1] + b"\n" if len(lines) > 1 else b""
         count = _labelled(lines, 2, b"inclusion")
         if count > 64 or len(lines) < 4 + count or lines[3 + count] != b"":
-            raise ProofError("malformed proof: expected the inclusion hashes, then a blank line and the tree head")
+            raise ProofFileError("malformed proof: expected the inclusion hashes, then a blank line and the tree head")
         try:
             hashes = tuple(merkle.parse_hash(h.decode("ascii", "replace")) for h in lines[3:3 + count])
         except merkle.TlogError:
-            raise ProofError("malformed proof: an inclusion hash is not 32 bytes of base64") from None
+            raise ProofFileError("malformed proof: an inclusion hash is not 32 bytes of base64") from None
         return cls(number, record, hashes, b"\n".join(lines[4 + count:]))
 
 
@@ -90,7 +90,7 @@ def _labelled(lines: list[bytes], i: int, label: bytes) -> int:
     line = lines[i] if i < len(lines) else b""
     word, _, value = line.partition(b" ")
     if word != label or not _DECIMAL.fullmatch(value):
-        raise ProofError(f"malformed proof: expected '{label.decode()} <number>', got {line[:60]!r}")
+        raise ProofFileError(f"malformed proof: expected '{label.decode()} <number>', got {line[:60]!r}")
     return int(value)
 
 
@@ -110,38 +110,38 @@ class Checked:
 
 
 def check(proof: Proof, verifier: note.Verifier) -> Checked:
-    """Verify signature and inclusion (no network); raise ProofError with the failed check."""
+    """Verify signature and inclusion (no network); raise ProofFileError with the failed check."""
     try:
         opened = note.open_note(proof.signed_head, [verifier])
     except note.UnverifiedNoteError as e:
         signers = ", ".join(f"{s.name}+{s.key_hash:08x}" for s in e.note.unverified_sigs) or "nobody"
-        raise ProofError(f"the proof's tree head is not signed by {verifier.name}+{verifier.key_hash:08x} "
+        raise ProofFileError(f"the proof's tree head is not signed by {verifier.name}+{verifier.key_hash:08x} "
                          f"(signed by {signers}): a proof from another gobuild instance, or the wrong key") from None
     except note.InvalidSignatureError:
-        raise ProofError(f"the proof's tree head has a bad signature by {verifier.name}: "
+        raise ProofFileError(f"the proof's tree head has a bad signature by {verifier.name}: "
                          "the tree head was changed after signing") from None
     except note.NoteError as e:
-        raise ProofError(f"the proof's tree head is not a signed note: {e}") from None
+        raise ProofFileError(f"the proof's tree head is not a signed note: {e}") from None
     try:
         tree = note.parse_tree(opened.text.encode())
     except note.MalformedTreeError:
-        raise ProofError("the proof's signed note is not a tree head") from None
+        raise ProofFileError("the proof's signed note is not a tree head") from None
     try:
         record = Record.parse(proof.record)
     except SpecError as e:
-        raise ProofError(f"the proof's record is malformed: {e}") from None
+        raise ProofFileError(f"the proof's record is malformed: {e}") from None
     if not 0 <= proof.number < tree.n:
-        raise ProofError(f"record {proof.number} is not in the proof's tree of {tree.n} records")
+        raise ProofFileError(f"record {proof.number} is not in the proof's tree of {tree.n} records")
     try:
         merkle.check_record(proof.inclusion, tree.n, tree.hash, proof.number, merkle.record_hash(proof.record))
     except merkle.TlogError:
-        raise ProofError(f"the inclusion proof does not lead from record {proof.number} to the signed tree "
+        raise ProofFileError(f"the inclusion proof does not lead from record {proof.number} to the signed tree "
                          f"head of {tree.n} records: the record or the proof was changed") from None
     return Checked(record, tree, verifier.name)
 
 
 def check_binary(record: Record, binary: BinaryIO) -> None:
-    """Raise ProofError unless the binary's sum and size are the record's."""
+    """Raise ProofFileError unless the binary's sum and size are the record's."""
     h = hashlib.sha256()
     size = 0
     while chunk := binary.read(1 << 20):
@@ -149,7 +149,7 @@ def check_binary(record: Record, binary: BinaryIO) -> None:
         size += len(chunk)
     got = sum_from_digest(h.digest())
     if got != record.sum or size != record.size:
-        raise ProofError(f"the binary does not match the record: its sum is {got} ({size} bytes), "
+        raise ProofFileError(f"the binary does not match the record: its sum is {got} ({size} bytes), "
                          f"the logged build has {record.sum} ({record.size} bytes)")
 
 
@@ -159,5 +159,5 @@ def read_file(path: Path) -> Proof:
         with open(path, "rb") as f:
             data = f.read(MAX_SIZE + 1)
     except OSError as e:
-        raise ProofError(f"reading proof {path}: {e.strerror or e}") from None
+        raise ProofFileError(f"reading proof {path}: {e.strerror or e}") from None
     return Proof.parse(data)

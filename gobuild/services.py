@@ -29,9 +29,10 @@ from .targets import Targets
 from .tlog import note
 from .tlog.server import TransparencyLog, load_or_create_signer
 from .toolchains import DOWNLOAD_TIMEOUT, Toolchains, discover_local, host_platform, read_goversion
-from .verify import Peer, Verifier, parse_peers
+from .verify import Peer, Peers, parse_peers
 from .web.live import StreamLimit
 from .web.pages import VersionsCache
+from .web.urls import tlog_url
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Services:
     builder: Builder
     coordinator: Coordinator
     tlog: TransparencyLog
-    verifier: Verifier | None
+    verifier: Peers | None
     sandbox_warning: str  # "" when builds run sandboxed, else why they do not (shown on the home page)
     streams: StreamLimit  # open live-log streams, each holding a server thread
     waits: StreamLimit  # requests waiting for a build, each holding a server thread
@@ -91,7 +92,7 @@ class Services:
     def get_command(self, spec: BuildSpec, sum_: str | None, host: str) -> str:
         """The `gobuild get` command that fetches and verifies spec through our log."""
         q = shlex.quote
-        parts = ["gobuild get", f"-verifierkey {q(self.tlog.verifier_key)}", f"-url {q(f'http://{host}/tlog')}"]
+        parts = ["gobuild get", f"-verifierkey {q(self.tlog.verifier_key)}", f"-url {q(tlog_url(f'http://{host}'))}"]
         if sum_:
             parts.append(f"-sum {q(sum_)}")
         parts += [f"-target {q(f'{spec.goos}/{spec.goarch}')}", f"-goversion {q(spec.goversion)}"]
@@ -219,7 +220,7 @@ def build_services(cfg: Config) -> Services:
     verifier = None
     if checked.peers:
         own_name = note.Verifier.parse(tlog.verifier_key).name
-        verifier = Verifier(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name,
+        verifier = Peers(checked.peers, cfg.data_path / "verifiers", cfg.verify_timeout, own_name,
                             observe=metrics.verified)
     environment = proxyauth.go_environment(cfg.goproxy_auth_file, cfg.environment)
     settings = BuildSettings(checked.go_proxy, environment, cfg.build_timeout, cfg.prepare_timeout,

@@ -9,9 +9,14 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from .errors import GobuildError
 
-class SpecError(ValueError):
-    """Malformed build spec, sum, record or Go version."""
+
+class SpecError(GobuildError, ValueError):
+    """Malformed build spec, sum, record or Go version: it names nothing we serve."""
+
+    status = 404
+    code = "bad-spec"
 
 
 SUM_PREFIX = "0"

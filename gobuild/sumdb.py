@@ -153,8 +153,8 @@ class SumDB:
         what = f"{path}@{version}"
         try:
             _, text = client.lookup(key)
-        except tlogclient.RemoteError as e:
-            if e.status in (404, 410):
+        except tlogclient.FetchError as e:
+            if e.server_status in (404, 410):
                 raise VerificationFailed(f"verifying {what}: not in checksum database {self.name}") from e
             raise SumDBUnavailable(f"verifying {what}: checksum database {self.name}: {self._redact(e)}") from e
         except tlogclient.SecurityError as e:

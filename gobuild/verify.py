@@ -19,6 +19,7 @@ from .failures import TemporaryFailure
 from .spec import BuildSpec, Record, SpecError
 from .tlog import client as tlogclient
 from .tlog import note
+from .web import urls
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,11 @@ log = logging.getLogger(__name__)
 CHAIN_HEADER = "Gobuild-Verify-Chain"
 
 
-class VerifyError(TemporaryFailure):
+class PeerUnavailable(TemporaryFailure):
     """A peer could not answer (down, slow, broken): retried on the next request, nothing stored."""
 
 
-class Mismatch(TemporaryFailure):
+class PeerMismatch(TemporaryFailure):
     """A peer built different bytes (or a different record): nothing is logged or served."""
 
 
@@ -56,15 +57,6 @@ class Peer:
         config starts afresh instead of clashing with the state of the wrong one."""
         return f"{self.name}-{hashlib.sha256(self.key.encode()).hexdigest()[:16]}"
 
-    @property
-    def site(self) -> str:
-        """The peer's base URL without the /tlog suffix, where its result URLs live."""
-        return self.url.rstrip("/").removesuffix("/tlog")
-
-
-def default_url(name: str) -> str:
-    """The log URL the original derives from a key name."""
-    return f"https://{name}/tlog" if "." in name else f"http://{name}:8000/tlog"
 
 
 def parse_peers(entries: Iterable[Mapping[str, str]]) -> list[Peer]:
@@ -76,7 +68,7 @@ def parse_peers(entries: Iterable[Mapping[str, str]]) -> list[Peer]:
             name = note.Verifier.parse(key).name
         except note.NoteError as e:
             raise ValueError(f"verifier key {key!r}: {e}") from e
-        peers.append(Peer(key, entry.get("url") or default_url(name)))
+        peers.append(Peer(key, entry.get("url") or urls.default_tlog_url(name)))
     return peers
 
 
@@ -96,17 +88,17 @@ class Verification:
     spec: BuildSpec
     futures: dict[Peer, Future[Record]]
     deadline: float
-    verifier: Verifier
+    verifier: Peers
 
     def records(self) -> dict[Peer, Record]:
-        """Every peer's record, or VerifyError naming the first peer that failed."""
+        """Every peer's record, or PeerUnavailable naming the first peer that failed."""
         out = {}
         for peer, future in self.futures.items():
             try:
                 out[peer] = future.result(timeout=max(0.0, self.deadline - time.monotonic()))
             except FutureTimeout:
                 self.verifier.note_error(peer, "timed out")
-                raise VerifyError(f"build at verifier {peer.url} failed: no answer in time") from None
+                raise PeerUnavailable(f"build at verifier {peer.url} failed: no answer in time") from None
         return out
 
     def check(self, ours: Record) -> None:
@@ -114,12 +106,12 @@ class Verification:
         for peer, theirs in self.records().items():
             if theirs != ours:
                 self.verifier.note_mismatch(peer, self.spec)
-                raise Mismatch(f"build mismatches: we got {ours.sum} (size {ours.size}), "
+                raise PeerMismatch(f"build mismatches: we got {ours.sum} (size {ours.size}), "
                                f"{peer.url} got {theirs.sum} (size {theirs.size}) for {theirs.spec}")
 
 
 @dataclass
-class Verifier:
+class Peers:
     """Our verifiers, asked in parallel, each through a verifying tlog client with its own state."""
 
     peers: list[Peer]
@@ -159,7 +151,7 @@ class Verifier:
             raise PeerSecurityError(f"verifier {peer.url}: {e}") from e
         except (tlogclient.ClientError, SpecError, requests.RequestException, OSError) as e:
             self.note_error(peer, str(e))
-            raise VerifyError(f"build at verifier {peer.url} failed: {e}") from e
+            raise PeerUnavailable(f"build at verifier {peer.url} failed: {e}") from e
         finally:
             session.close()
             if self.observe is not None:
@@ -194,14 +186,14 @@ class Verifier:
 
     def fetch_gz(self, peer: Peer, record: Record, dest: Path) -> None:
         """Download the peer's gzipped binary of record to dest (streamed; checked by the caller)."""
-        url = peer.site + record.spec.result_link(record.sum) + record.spec.download_filename() + ".gz"
+        url = urls.download_url(peer.url, record.spec, record.sum)
         try:
             with requests.get(url, timeout=self.timeout, stream=True,
                               headers={"User-Agent": "gobuild-verifier"}) as resp:
                 if resp.status_code != 200:
-                    raise VerifyError(f"fetching binary from verifier {peer.url}: HTTP {resp.status_code}")
+                    raise PeerUnavailable(f"fetching binary from verifier {peer.url}: HTTP {resp.status_code}")
                 with open(dest, "wb") as f:
                     for chunk in resp.iter_content(1 << 20):
                         f.write(chunk)
         except requests.RequestException as e:
-            raise VerifyError(f"fetching binary from verifier {peer.url}: {e}") from e
+            raise PeerUnavailable(f"fetching binary from verifier {peer.url}: {e}") from e

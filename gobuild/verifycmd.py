@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import get as getmod
-from .proof import Checked, ProofError, check, check_binary, read_file
+from .proof import Checked, ProofFileError, check, check_binary, read_file
 from .tlog import client as tlogclient
 from .tlog import note
 
@@ -46,7 +46,7 @@ def run(opts: Options, binary: str) -> str:
         checked = check(proof, verifier)
         with open(binary, "rb") as f:
             check_binary(checked.record, f)
-    except ProofError as e:
+    except ProofFileError as e:
         raise VerifyError(f"{proof_path}: {e}") from None
     except OSError as e:
         raise VerifyError(f"reading {binary}: {e.strerror or e}", EXIT_USAGE) from None

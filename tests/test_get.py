@@ -24,6 +24,7 @@ from gobuild.cli import main
 from gobuild.spec import BuildSpec, Record, sum_from_digest
 from gobuild.tlog import note, server
 from gobuild.tlog.server import LogError, TransparencyLog
+from gobuild.web import urls
 from tests.conftest import GOVERSION
 from tests.modproxy import ModuleProxy, hello_module
 from tests.realserver import ROOT, real_server
@@ -73,7 +74,7 @@ class GetServer:
             if path.startswith("/tlog/tile/"):
                 return 200, self.log.tile(path[len("/tlog/tile/"):])[0]
         except LogError as e:
-            return e.http_status, str(e).encode()
+            return e.status, str(e).encode()
         body = self.files.get(path)
         return (404, b"not found\n") if body is None else (200, body)
 
@@ -415,12 +416,12 @@ def test_normalize_go_flags() -> None:
 
 
 def test_default_url_and_download_url() -> None:
-    assert getmod.default_url("beta.gobuilds.org") == "https://beta.gobuilds.org/tlog"
-    assert getmod.default_url("localhost") == "http://localhost:8000/tlog"
+    assert urls.default_tlog_url("beta.gobuilds.org") == "https://beta.gobuilds.org/tlog"
+    assert urls.default_tlog_url("localhost") == "http://localhost:8000/tlog"
     spec = BuildSpec("github.com/mjl-/gobuild", "v0.0.8", "/", "linux", "amd64", "go1.14.1")
     want = ("https://beta.gobuilds.org/github.com/mjl-/gobuild@v0.0.8/linux-amd64-go1.14.1/"
             "0N7e6zxGtHCObqNBDA_mXKv7-A9M/gobuild-v0.0.8-go1.14.1.gz")
-    assert getmod.download_url("https://beta.gobuilds.org/tlog/", spec, "0N7e6zxGtHCObqNBDA_mXKv7-A9M") == want
+    assert urls.download_url("https://beta.gobuilds.org/tlog/", spec, "0N7e6zxGtHCObqNBDA_mXKv7-A9M") == want
 
 
 def test_local_target(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from gobuild import goproxy, module
-from gobuild.goproxy import GoProxyClient, NotFound, RemoteError, VersionInfo
+from gobuild.goproxy import GoProxyClient, ModuleNotFound, ProxyUnavailable, VersionInfo
 from tests.modproxy import ModuleProxy, hello_module, modproxy  # noqa: F401  (modproxy is a fixture)
 
 GO = "/usr/local/go/bin/go"
@@ -98,7 +98,7 @@ def test_list_upper_case_path_is_escaped(modproxy: ModuleProxy, client: GoProxyC
 
 
 def test_list_unknown_module(modproxy: ModuleProxy, client: GoProxyClient) -> None:  # noqa: F811
-    with pytest.raises(NotFound) as e:
+    with pytest.raises(ModuleNotFound) as e:
         client.list("example.com/nope")
     assert str(e.value).startswith(f"example.com/nope: not found (404 Not Found from {modproxy.url}: not found: module")
 
@@ -113,13 +113,13 @@ def test_info_and_resolve(modproxy: ModuleProxy, client: GoProxyClient) -> None:
     # A partial semver is a query for the highest matching version, as in go.
     assert client.resolve("example.com/hello", "v1") == "v1.1.0"
     assert client.resolve("example.com/hello", "v1.0") == "v1.0.0"
-    with pytest.raises(NotFound):
+    with pytest.raises(ModuleNotFound):
         client.resolve("example.com/hello", "v2")
 
 
 def test_info_unknown_version(modproxy: ModuleProxy, client: GoProxyClient) -> None:  # noqa: F811
     add_hello(modproxy, "example.com/hello", "v1.0.0")
-    with pytest.raises(NotFound) as e:
+    with pytest.raises(ModuleNotFound) as e:
         client.info("example.com/hello", "v9.9.9")
     assert str(e.value).startswith(f"example.com/hello@v9.9.9: not found (410 Gone from {modproxy.url}: not found:")
 
@@ -162,7 +162,7 @@ def test_latest_v2_module(modproxy: ModuleProxy, client: GoProxyClient) -> None:
 
 
 def test_latest_unknown_module(client: GoProxyClient) -> None:
-    with pytest.raises(NotFound, match=r"^example.com/nope@latest: not found \(404"):
+    with pytest.raises(ModuleNotFound, match=r"^example.com/nope@latest: not found \(404"):
         client.latest("example.com/nope")
 
 
@@ -185,7 +185,7 @@ def test_zip(modproxy: ModuleProxy, client: GoProxyClient, tmp_path: pathlib.Pat
 
 def test_zip_not_found_leaves_nothing(modproxy: ModuleProxy, client: GoProxyClient, tmp_path: pathlib.Path) -> None:  # noqa: F811
     add_hello(modproxy, "example.com/hello", "v1.0.0")
-    with pytest.raises(NotFound):
+    with pytest.raises(ModuleNotFound):
         client.zip("example.com/hello", "v1.0.1", tmp_path / "x.zip")
     assert os.listdir(tmp_path) == []
 
@@ -195,14 +195,14 @@ def test_zip_too_large(
 ) -> None:
     add_hello(modproxy, "example.com/hello", "v1.0.0")
     monkeypatch.setattr(goproxy, "MAX_ZIP_BYTES", 100)
-    with pytest.raises(RemoteError, match="too large"):
+    with pytest.raises(ProxyUnavailable, match="too large"):
         client.zip("example.com/hello", "v1.0.0", tmp_path / "x.zip")
     assert os.listdir(tmp_path) == []
 
 
 def test_zip_malformed(modproxy: ModuleProxy, client: GoProxyClient, tmp_path: pathlib.Path) -> None:  # noqa: F811
     modproxy.serve("/example.com/hello/@v/v1.0.0.zip", b"not a zip at all")
-    with pytest.raises(RemoteError, match="malformed zip"):
+    with pytest.raises(ProxyUnavailable, match="malformed zip"):
         client.zip("example.com/hello", "v1.0.0", tmp_path / "x.zip")
     assert os.listdir(tmp_path) == []
 
@@ -239,7 +239,7 @@ def test_invalid_version_before_any_request(
 def test_server_error_is_remote_error(modproxy: ModuleProxy, client: GoProxyClient) -> None:  # noqa: F811
     add_hello(modproxy, "example.com/hello", "v1.0.0")
     modproxy.fail("/example.com/hello/", 500)
-    with pytest.raises(RemoteError) as e:
+    with pytest.raises(ProxyUnavailable) as e:
         client.info("example.com/hello", "v1.0.0")
     assert str(e.value) == f"example.com/hello@v1.0.0: 500 Internal Server Error from {modproxy.url}: injected failure"
     modproxy.fail("/example.com/hello/", 0)
@@ -251,13 +251,13 @@ def test_server_error_is_remote_error(modproxy: ModuleProxy, client: GoProxyClie
 )
 def test_malformed_info_is_remote_error(modproxy: ModuleProxy, client: GoProxyClient, body: bytes) -> None:  # noqa: F811
     modproxy.serve("/example.com/hello/@v/v1.0.0.info", body)
-    with pytest.raises(RemoteError, match=r"invalid \.info response"):
+    with pytest.raises(ProxyUnavailable, match=r"invalid \.info response"):
         client.info("example.com/hello", "v1.0.0")
 
 
 def test_info_for_other_version_is_remote_error(modproxy: ModuleProxy, client: GoProxyClient) -> None:  # noqa: F811
     modproxy.serve("/example.com/hello/@v/v1.0.0.info", b'{"Version": "v1.0.1", "Time": "2024-01-01T00:00:00Z"}')
-    with pytest.raises(RemoteError, match=r"returned info for version v1\.0\.1 instead of requested version"):
+    with pytest.raises(ProxyUnavailable, match=r"returned info for version v1\.0\.1 instead of requested version"):
         client.info("example.com/hello", "v1.0.0")
 
 
@@ -282,7 +282,7 @@ def test_comma_stops_on_error(modproxy: ModuleProxy, second: ModuleProxy) -> Non
     add_hello(second, "example.com/hello", "v1.0.0")
     modproxy.fail("/", 502)
     client = GoProxyClient(f"{modproxy.url},{second.url}", timeout=5)
-    with pytest.raises(RemoteError, match=f"502 Bad Gateway from {modproxy.url}"):
+    with pytest.raises(ProxyUnavailable, match=f"502 Bad Gateway from {modproxy.url}"):
         client.resolve("example.com/hello", "v1.0.0")
     assert second.requests == []
 
@@ -298,7 +298,7 @@ def test_pipe_falls_through_on_connection_refused(second: ModuleProxy) -> None:
     add_hello(second, "example.com/hello", "v1.0.0")
     dead = _closed_port_url()
     assert GoProxyClient(f"{dead}|{second.url}", timeout=5).list("example.com/hello") == ["v1.0.0"]
-    with pytest.raises(RemoteError, match="ConnectionError"):
+    with pytest.raises(ProxyUnavailable, match="ConnectionError"):
         GoProxyClient(f"{dead},{second.url}", timeout=5).list("example.com/hello")
 
 
@@ -306,13 +306,13 @@ def test_error_beats_not_found_in_report(modproxy: ModuleProxy, second: ModulePr
     # As go: when one proxy failed and the next lacks the module, the failure is what we report.
     modproxy.fail("/", 500)
     client = GoProxyClient(f"{modproxy.url}|{second.url}", timeout=5)
-    with pytest.raises(RemoteError, match="500"):
+    with pytest.raises(ProxyUnavailable, match="500"):
         client.list("example.com/hello")
 
 
 def test_not_found_everywhere(modproxy: ModuleProxy, second: ModuleProxy) -> None:  # noqa: F811
     client = GoProxyClient(f"{modproxy.url},{second.url}", timeout=5)
-    with pytest.raises(NotFound) as e:
+    with pytest.raises(ModuleNotFound) as e:
         client.info("example.com/x", "v9.9.9")
     msg = str(e.value)
     assert msg.startswith("example.com/x@v9.9.9: not found (404 Not Found from ")
@@ -320,12 +320,12 @@ def test_not_found_everywhere(modproxy: ModuleProxy, second: ModuleProxy) -> Non
 
 
 def test_off() -> None:
-    with pytest.raises(RemoteError, match="GOPROXY=off"):
+    with pytest.raises(ProxyUnavailable, match="GOPROXY=off"):
         GoProxyClient("off").list("example.com/hello")
 
 
 def test_off_after_not_found(modproxy: ModuleProxy) -> None:  # noqa: F811
-    with pytest.raises(NotFound):
+    with pytest.raises(ModuleNotFound):
         GoProxyClient(f"{modproxy.url},off").list("example.com/hello")
 
 
@@ -336,7 +336,7 @@ def test_timeout() -> None:
         sock.listen(8)
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         start = time.monotonic()
-        with pytest.raises(RemoteError, match="Timeout"):
+        with pytest.raises(ProxyUnavailable, match="Timeout"):
             GoProxyClient(url, timeout=0.3).list("example.com/hello")
         assert time.monotonic() - start < 3
 
@@ -358,7 +358,7 @@ def test_stalled_zip_body(tmp_path: pathlib.Path) -> None:
         thread.start()
         client = GoProxyClient(f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=0.3)
         try:
-            with pytest.raises(RemoteError, match="reading response"):
+            with pytest.raises(ProxyUnavailable, match="reading response"):
                 client.zip("example.com/hello", "v1.0.0", tmp_path / "x.zip")
         finally:
             stop.set()
@@ -368,7 +368,7 @@ def test_stalled_zip_body(tmp_path: pathlib.Path) -> None:
 
 def test_password_redacted_in_errors(modproxy: ModuleProxy) -> None:  # noqa: F811
     url = modproxy.url.replace("http://", "http://user:secret@")
-    with pytest.raises(NotFound) as e:
+    with pytest.raises(ModuleNotFound) as e:
         GoProxyClient(url, timeout=5).list("example.com/nope")
     assert "secret" not in str(e.value)
     assert "http://user:xxxxx@127.0.0.1" in str(e.value)

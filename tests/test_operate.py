@@ -127,6 +127,9 @@ def test_the_eleventh_build_in_a_minute_is_refused(tmp_path: Path, proxy: Module
         assert refused.status_code == 429
         assert int(refused.headers["Retry-After"]) > 0
         assert "too many builds (for recent Go versions)" in refused.text
+        refused = requests.post(f"{base}/example.com/lib@v1.0.10/{TARGET}/start", timeout=60,
+                                headers={"X-Forwarded-For": "192.0.2.1", "Accept": "application/json"})
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == "too-many-requests"  # not "error"
         assert start(10, "198.51.100.7").status_code == 303  # another client still builds
         # Joining a build, or a page, is not a start: never refused.
         assert start(10, "192.0.2.1").status_code == 303
@@ -145,6 +148,8 @@ def test_an_allowlisted_instance_refuses_other_modules_everywhere(tmp_path: Path
             r = requests.request(method, base + path, timeout=30, allow_redirects=False)
             assert r.status_code == 403, (path, r.status_code, r.text)
             assert "this instance builds only modules under example.com/team" in r.text
+        r = requests.get(base + "/example.com/hello", headers={"Accept": "application/json"}, timeout=30)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"  # a stable code, not "error"
         assert len(proxy.requests) == before  # no work was done for them
         assert requests.get(base + "/example.com/team/tool@v1.0.0", timeout=60,
                             allow_redirects=False).status_code == 307

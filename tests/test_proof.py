@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from gobuild.cli import main
-from gobuild.proof import Proof, ProofError, check
+from gobuild.proof import Proof, ProofFileError, check
 from gobuild.spec import Record, sum_of
 from gobuild.tlog import merkle, note
 from tests.conftest import GOVERSION
@@ -213,5 +213,5 @@ def test_checks_a_tree_head_signed_by_the_original_gobuild() -> None:
     checked = check(Proof.parse(proof.pack()), key)
     assert (checked.tree.n, checked.log_name) == (11, "gobuild-oracle")
     assert checked.record.sum == "0W2U1Dnzf_WcDIC_8StCKg9YU9Iw"
-    with pytest.raises(ProofError, match="does not lead from record 1"):
+    with pytest.raises(ProofFileError, match="does not lead from record 1"):
         check(Proof(number, record.replace(b"2504463", b"2504464"), proof.inclusion, head), key)

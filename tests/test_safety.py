@@ -266,7 +266,7 @@ def test_proxy_client_deadline_holds_against_slow_drips(tmp_path: Path, what: st
         client = goproxy.GoProxyClient(server.url, timeout=30.0 if what == "zip" else 1.0,
                                        download_timeout=2.0 if what == "zip" else 60.0)
         started = time.monotonic()
-        with pytest.raises(goproxy.RemoteError):
+        with pytest.raises(goproxy.ProxyUnavailable):
             if what in ("info", "head"):
                 client.info("example.com/hello", "v1.0.0")
             else:

@@ -240,6 +240,20 @@ def test_package_path_goes_to_the_module_that_holds_it(client: FlaskClient) -> N
     assert client.get("/example.org/nothing/here").status_code == 404
 
 
+def test_json_twin_of_a_package_path_answers_as_the_page(client: FlaskClient) -> None:
+    """The JSON twin resolves a package path like the page does (it answered 404 where the page said 422)."""
+    json_ = {"User-Agent": "curl/8", "Accept": "application/json"}
+    r = client.get("/example.com/multi/cmd/alpha", headers=json_)
+    assert r.status_code == 307
+    assert r.headers["Location"] == f"/example.com/multi@v0.3.0/cmd/alpha/linux-amd64-{GOVERSION}/"
+    for path in ("/example.com/multi/internal/gen", "/example.com/multi/nope/deeper"):
+        r = client.get(path, headers=json_)
+        assert r.status_code == client.get(path).status_code == 422, (path, r.get_data(as_text=True))
+        assert r.json is not None and r.json["error"]["code"] == "unprocessable"
+    r = client.get("/example.org/nothing/here", headers=json_)
+    assert r.status_code == 404 and r.json is not None and r.json["error"]["code"] == "not-found"
+
+
 def test_latest_versions_resolve_by_redirect(client: FlaskClient) -> None:
     r = client.get("/example.com/hello@latest/linux-amd64-latest/dl")
     assert r.status_code == 307

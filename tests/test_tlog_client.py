@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gobuild.tlog import merkle, note, server
-from gobuild.tlog.client import Client, ConfigError, RemoteError, SecurityError, VerificationError
+from gobuild.tlog.client import Client, FetchError, SecurityError, StateError, VerificationError
 from gobuild.tlog.merkle import HashList
 from gobuild.tlog.server import LogError, TransparencyLog
 
@@ -71,7 +71,7 @@ class LogServer:
             else:
                 return 404, b"not found\n"
         except LogError as e:
-            return e.http_status, str(e).encode()
+            return e.status, str(e).encode()
         return 200, self.tamper(path, body)
 
     def add(self, key: str, text: bytes) -> int:
@@ -358,32 +358,32 @@ def test_different_key_for_name(srv: LogServer, tmp_path: Path) -> None:
     fill(srv, 0, 2)
     new_client(srv, tmp_path / "state").lookup("key-1")
     other = note.generate_key("log.example")[1]
-    with pytest.raises(ConfigError, match="different key for name in verifierkey"):
+    with pytest.raises(StateError, match="different key for name in verifierkey"):
         new_client(srv, tmp_path / "state", vkey=other).lookup("key-1")
 
 
 def test_bad_verifier_key_and_name() -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(StateError):
         Client("http://127.0.0.1:1/tlog", "nonsense", Path("/nonexistent"))
     _, dotdot = note.new_keys("..", bytes(32))
-    with pytest.raises(ConfigError):
+    with pytest.raises(StateError):
         Client("http://127.0.0.1:1/tlog", dotdot, Path("/nonexistent"))
 
 
 def test_http_errors(srv: LogServer, tmp_path: Path) -> None:
     fill(srv, 0, 2)
-    with pytest.raises(RemoteError) as e:
+    with pytest.raises(FetchError) as e:
         new_client(srv, tmp_path / "state").lookup("no-such-key")
-    assert e.value.status == 404
+    assert e.value.server_status == 404
     srv.close()
-    with pytest.raises(RemoteError):
+    with pytest.raises(FetchError):
         new_client(srv, tmp_path / "state").lookup("key-1")
 
 
 def test_oversized_response_is_refused(srv: LogServer, tmp_path: Path) -> None:
     fill(srv, 0, 2)
     srv.tamper = lambda path, body: body + b"x" * (2 << 20) if "/lookup/" in path else body
-    with pytest.raises(RemoteError, match="response larger than"):
+    with pytest.raises(FetchError, match="response larger than"):
         new_client(srv, tmp_path / "state").lookup("key-1")
 
 

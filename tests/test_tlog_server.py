@@ -186,7 +186,7 @@ def test_tiles_beyond_the_tree(log1000: TransparencyLog) -> None:
 def test_bad_tile_paths(log1000: TransparencyLog, path: str) -> None:
     with pytest.raises(BadTilePath) as e:
         log1000.tile(path)
-    assert e.value.http_status == 400
+    assert e.value.status == 400
 
 
 def test_lookup_response_format(log1000: TransparencyLog) -> None:

@@ -48,6 +48,7 @@ from tests.toolchainfake import (
     PLATFORM,
     FakeSumDB,
     add_toolchain,
+    fake_go_script,
     fake_toolchain_files,
     module_version,
     real_toolchain_zip,
@@ -617,6 +618,18 @@ def test_services_toolchains_goproxy_off_is_local_only(tmp_path: Path) -> None:
     cfg = configmod.Config(data_dir=str(tmp_path / "data"), goproxy="off", toolchains={GOVERSION: GOROOT})
     tc = build_services(cfg.with_overrides()).toolchains
     assert tc.proxy is None and tc.latest() == GOVERSION
+
+
+def test_services_run_go_version_of_a_configured_toolchain_once(tmp_path: Path) -> None:
+    goroot = tmp_path / "go"
+    (goroot / "bin").mkdir(parents=True)
+    calls = tmp_path / "calls"
+    script = fake_go_script("go1.98.6").replace("#!/bin/sh\n", f'#!/bin/sh\necho "$*" >> {calls}\n', 1)
+    (goroot / "bin" / "go").write_text(script)
+    (goroot / "bin" / "go").chmod(0o755)
+    cfg = configmod.Config(data_dir=str(tmp_path / "data"), goproxy="off", toolchains={"go1.98.6": str(goroot)})
+    assert build_services(cfg.with_overrides()).toolchains.latest() == "go1.98.6"
+    assert calls.read_text().splitlines().count("version") == 1
 
 
 def test_services_toolchains_bad_gosumdb(tmp_path: Path, modproxy: ModuleProxy) -> None:

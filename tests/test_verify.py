@@ -21,7 +21,7 @@ from gobuild.spec import BuildSpec, Record, sum_from_digest
 from gobuild.targets import DEFAULT_TARGETS
 from gobuild.tlog import note
 from gobuild.tlog.server import TransparencyLog
-from gobuild.verify import Verifier, VerifyError, parse_peers
+from gobuild.verify import Peers, PeerUnavailable, parse_peers
 from gobuild.web import create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
@@ -241,10 +241,10 @@ def test_fixed_peer_key_is_not_blocked_by_state_of_the_wrong_one(tmp_path: Path)
         state = tmp_path / "verifiers"
 
         def check(key: str) -> None:
-            v = Verifier(parse_peers([{"key": key, "url": srv.url}]), state, 10, "a.example")
+            v = Peers(parse_peers([{"key": key, "url": srv.url}]), state, 10, "a.example")
             v.start(s).check(ours)
 
-        with pytest.raises(VerifyError):
+        with pytest.raises(PeerUnavailable):
             check(wrong)  # the wrong key's signature check fails, and its state stays behind
         check(right)
     finally:
@@ -259,7 +259,7 @@ def test_peer_state_kept_by_name_moves_to_the_keyed_directory(tmp_path: Path) ->
     old = tmp_path / "p.example" / "config"
     old.mkdir(parents=True)
     (old / "key").write_text(key + "\n")
-    v = Verifier([peer], tmp_path, 10, "a.example")
+    v = Peers([peer], tmp_path, 10, "a.example")
     assert v._state_dir(peer) == tmp_path / peer.state_name
     assert (tmp_path / peer.state_name / "config" / "key").read_text() == key + "\n"
     assert not (tmp_path / "p.example").exists()

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from gobuild import gomod, module
-from gobuild.goproxy import GoProxyClient, NotFound
+from gobuild.goproxy import GoProxyClient, ModuleNotFound
 from tests.modproxy import ModuleProxy, hello_module, modproxy  # noqa: F401  (modproxy is a fixture)
 from tests.test_goproxy import GO, go_build_cache, go_env, run_go  # noqa: F401  (go_build_cache is a fixture)
 
@@ -83,13 +83,13 @@ def test_queries_equal_go_list(modproxy: ModuleProxy, tmp_path: pathlib.Path, go
         else:  # go finds nothing: neither do we
             proc = subprocess.run([GO, "list", "-m", f"{M}@{query}"], env=env, cwd=tmp_path, capture_output=True)
             assert proc.returncode != 0, proc.stdout
-            with pytest.raises(NotFound):
+            with pytest.raises(ModuleNotFound):
                 client.resolve(M, query)
 
 
 def test_all_retracted_is_not_found(modproxy: ModuleProxy) -> None:  # noqa: F811
     _add(modproxy, {"v1.0.0": GOMOD + "retract v1.0.0\n"})
-    with pytest.raises(NotFound, match="no matching versions"):
+    with pytest.raises(ModuleNotFound, match="no matching versions"):
         GoProxyClient(modproxy.url, timeout=5).resolve(M, "latest")
 
 

@@ -33,12 +33,14 @@
     if (msg.type === 'log' && msg.lastEventId) {
       // If the extension has to open a new EventSource (which loses Last-Event-ID), resume here.
       var live = document.getElementById('live');
-      if (live) live.setAttribute('sse-connect', 'events?offset=' + msg.lastEventId);
+      if (live) live.setAttribute('sse-connect', live.dataset.eventsUrl + '?offset=' + msg.lastEventId);
     } else if (msg.type === 'update') {
       var update = JSON.parse(msg.data);
       if (update.Kind === 'Success') {
         finished = true;
-        location.assign(location.pathname + update.Sum + '/');
+        // The status swapped in just before this update links the result; else the build page redirects there.
+        var done = document.querySelector('#status [data-result-url]');
+        if (done) location.assign(done.dataset.resultUrl); else location.reload();
       } else if (update.Kind === 'PermFailed' || update.Kind === 'TempFailed') {
         finished = true;
       }
@@ -52,7 +54,8 @@
     if (!finished && source && source.readyState === EventSource.CLOSED) {
       finished = true;
       source.close();
-      location.replace(location.pathname + '?poll=1');
+      var live = document.getElementById('live');
+      if (live) location.replace(live.dataset.pollUrl); else location.reload();
     }
   });
 

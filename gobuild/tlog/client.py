@@ -36,16 +36,16 @@ class ClientError(Exception):
     """Base class of client failures."""
 
 
-class ConfigError(ClientError):
+class StateError(ClientError):
     """Local state that does not fit the configured verifier key."""
 
 
-class RemoteError(ClientError):
-    """The server could not be reached or answered other than 200."""
+class FetchError(ClientError):
+    """The server could not be reached or answered other than 200 (server_status: its answer, if any)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, server_status: int | None = None) -> None:
         super().__init__(message)
-        self.status = status
+        self.server_status = server_status
 
 
 class VerificationError(ClientError):
@@ -69,7 +69,7 @@ def _check_name(name: str) -> str:
     """Return the key name if it is safe as a path below state_dir."""
     parts = name.split("/")
     if "\\" in name or any(p in ("", ".", "..") for p in parts):
-        raise ConfigError(f"verifier key name {name!r} cannot be used as a directory name")
+        raise StateError(f"verifier key name {name!r} cannot be used as a directory name")
     return name
 
 
@@ -96,7 +96,7 @@ class Client:
         try:
             self.verifier = note.Verifier.parse(verifier_key.strip())
         except note.KeyFormatError as e:
-            raise ConfigError(f"bad verifier key: {e}") from None
+            raise StateError(f"bad verifier key: {e}") from None
         self.name = _check_name(self.verifier.name)
         self.state_dir = Path(state_dir)
         self.timeout = timeout
@@ -165,7 +165,7 @@ class Client:
             if not stored:
                 write_atomic(self._key_path, (vkey + "\n").encode())
             elif stored != vkey:
-                raise ConfigError("different key for name in verifierkey")
+                raise StateError("different key for name in verifierkey")
             self._merge_latest(_read_or_empty(self._latest_path))
             self._initialized = True
 
@@ -180,7 +180,7 @@ class Client:
     # --- remote -------------------------------------------------------------------------------
 
     def _get(self, path: str) -> bytes:
-        """Fetch base_url + path; anything but a 200 is a RemoteError."""
+        """Fetch base_url + path; anything but a 200 is a FetchError."""
         url = self.base_url + path
         chunks: list[bytes] = []
         size = 0
@@ -188,15 +188,15 @@ class Client:
             with self._session.get(url, timeout=self.timeout, stream=True) as resp:
                 if resp.status_code != 200:
                     reason = _first_line(next(resp.iter_content(chunk_size=512), b""))
-                    raise RemoteError(f"http get {url}: {resp.status_code} {resp.reason}"
+                    raise FetchError(f"http get {url}: {resp.status_code} {resp.reason}"
                                       + (f": {reason}" if reason else ""), resp.status_code)
                 for chunk in resp.iter_content(chunk_size=1 << 16):
                     size += len(chunk)
                     if size > MAX_RESPONSE:
-                        raise RemoteError(f"http get {url}: response larger than {MAX_RESPONSE} bytes")
+                        raise FetchError(f"http get {url}: response larger than {MAX_RESPONSE} bytes")
                     chunks.append(chunk)
         except requests.RequestException as e:
-            raise RemoteError(f"http get {url}: {e}") from None
+            raise FetchError(f"http get {url}: {e}") from None
         return b"".join(chunks)
 
     # --- verification (Go's mergeLatest, checkTrees, checkRecord) -----------------------------
@@ -337,13 +337,13 @@ class _TileReader:
                 return data[: tile.W * merkle.HASH_SIZE]
         try:
             return self.client._get("/" + tile.path())
-        except RemoteError as err:
+        except FetchError as err:
             if tile == full:
                 raise
             # The server may only keep the full tile once it is complete.
             try:
                 data = self.client._get("/" + full.path())
-            except RemoteError:
+            except FetchError:
                 raise err from None
             return data[: len(data) // full.W * tile.W]
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gobuild.durable import fsync_dir
+from gobuild.errors import GobuildError
 from gobuild.tlog import merkle, note
 from gobuild.tlog.merkle import HASH_SIZE, Tree
 
@@ -40,10 +41,10 @@ _MAX_READ_SPAN = 1024
 # Readers wait for an appender's fsyncs; poll often so a lookup is not delayed long.
 
 
-class LogError(Exception):
+class LogError(GobuildError):
     """Base class of transparency log failures."""
 
-    http_status = 500
+    status = 500
     code = "tlog-error"
 
 
@@ -56,21 +57,21 @@ class LogCorruptError(LogError):
 class InvalidRecordError(LogError, ValueError):
     """Record text that the log format cannot hold (see note.is_valid_record_text)."""
 
-    http_status = 400
+    status = 400
     code = "invalid-record"
 
 
 class RecordNotFound(LogError):
     """A record number at or beyond the size of the log."""
 
-    http_status = 404
+    status = 404
     code = "record-not-found"
 
 
 class BadTilePath(LogError):
     """A tile path that is not tlog's canonical H/L/NNN[.p/W]."""
 
-    http_status = 400
+    status = 400
     code = "bad-tile-path"
 
     def __init__(self, path: str) -> None:
@@ -81,7 +82,7 @@ class BadTilePath(LogError):
 class TileNotFound(LogError):
     """A well-formed tile that reaches beyond the current tree."""
 
-    http_status = 404
+    status = 404
     code = "tile-not-found"
 
 

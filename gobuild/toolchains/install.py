@@ -138,9 +138,9 @@ class Installer:
         watcher.start()
         try:
             self.proxy.zip(TOOLCHAIN_MODULE, version, zip_path)
-        except goproxy.NotFound as e:
+        except goproxy.ModuleNotFound as e:
             raise UnknownGoVersion(self._unavailable(goversion)) from e
-        except goproxy.RemoteError as e:
+        except goproxy.ProxyUnavailable as e:
             raise ToolchainUnavailable(f"downloading Go toolchain {goversion}: {e}") from e
         except module.InvalidVersion as e:
             raise UnknownGoVersion(f"bad goversion {goversion!r}: {e}") from e

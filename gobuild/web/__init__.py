@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import time
-
-from flask import Flask
-from htmx_flask import Htmx
+from typing import TYPE_CHECKING
 
 from .. import config as configmod
+
+if TYPE_CHECKING:  # Flask is imported by create_app: `gobuild get` and peers import web.urls without it
+    from flask import Flask
 
 
 def create_app(cfg: configmod.Config | None = None) -> Flask:
     """The gobuild web app for a configuration (defaults when None)."""
+    from flask import Flask
+    from htmx_flask import Htmx
+
     from .. import logs
     from ..services import build_services
-    from . import admission, api, current, errors, feeds, install, instrument, site, steps, tlogviews, views
+    from . import admission, api, current, errors, feeds, install, instrument, site, steps, tlogviews, urls, views
 
     cfg = cfg or configmod.load()
     app = Flask("gobuild")  # templates/ and static/ beside this package's __init__, shipped as package data
@@ -22,6 +26,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     app.url_map.strict_slashes = False
     Htmx(app)  # request.htmx: whether htmx (HX-Request) asks
     current.install(app, build_services(cfg))
+    app.jinja_env.globals.update(urls=urls, Page=urls.Page)  # templates build every URL through urls
     app.jinja_env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     logs.configure(cfg.log_format)
 

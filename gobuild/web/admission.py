@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from flask import Blueprint, request
-from werkzeug.exceptions import TooManyRequests
 
 from ..clients import client_address, module_allowed
+from ..errors import HTTPProblem
 from ..spec import BuildSpec, GoVersion, SpecError
 from ..toolchains import UnknownGoVersion
 from .current import services
-from .errors import HTTPProblem
+from .urls import TLOG
 
 bp = Blueprint("admission", __name__)
 
 # The endpoints whose path names a module and that can start work (resolve, download, build).
-_MODULE_ENDPOINTS = {"gobuild.dispatch": "/", "tlog.lookup": "/tlog/lookup/"}
+_MODULE_ENDPOINTS = {"gobuild.dispatch": "/", "tlog.lookup": TLOG + "/lookup/"}
 
 BAD_CLIENT = ("Your request matched a list of clients/networks with known bad behaviour. Please respect the "
               "robots.txt (no crawling that triggers builds!) and be kind. Contact the admins to get access again.")
@@ -62,7 +62,7 @@ def admit(spec: BuildSpec) -> None:
     if wait is not None:
         kind = "recent" if recent else "old"
         s.metrics.rate_limited.labels(kind).inc()
-        raise TooManyRequests(LIMITED.format(kind), retry_after=int(wait + 0.999))
+        raise HTTPProblem(429, LIMITED.format(kind), retry_after=int(wait + 0.999))
 
 
 def _recent(goversion: str) -> bool:

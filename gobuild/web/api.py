@@ -12,13 +12,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..errors import HTTPProblem
+from ..failures import PermanentFailure
 from ..spec import BuildSpec
 from ..states import BuildState
 from ..store import Result
-from . import live, negotiate, urls
+from . import live, negotiate, urls, views
 from .current import services
-from .errors import HTTPProblem
-from .install import SCRIPT
 from .urls import Page
 
 bp = Blueprint("api", __name__)
@@ -69,12 +69,12 @@ def home() -> Response:
     if not count.isdigit() or not 1 <= int(count) <= MAX_RECENT:
         raise HTTPProblem(400, f"count must be 1 to {MAX_RECENT}")
     return _json({
-        "recent": [_spec_doc(spec) | {"sum": sum_, "result_url": spec.result_link(sum_)}
+        "recent": [_spec_doc(spec) | {"sum": sum_, "result_url": urls.result_url(spec, sum_)}
                    for spec, sum_ in s.recent_builds(int(count))],
         "goversions": _goversions(),
         "targets": [f"{goos}/{goarch}" for goos, goarch in s.targets.by_popularity()],
         "verifier_key": s.tlog.verifier_key,
-        "tlog_url": "/tlog",
+        "tlog_url": urls.tlog_url(),
         "building": s.config.build,
     })
 
@@ -90,10 +90,12 @@ def _goversions() -> dict[str, Any]:
             "available": toolchains.available()}
 
 
-def commands(module: str, version: str) -> Response:
+def commands(module: str, version: str) -> Response | BaseResponse:
     """The commands (main packages) of module@version, with build and install URLs."""
     s = services()
-    resolved = s.proxy.resolve(module, version)
+    resolved = views.resolve_module(module, version)
+    if isinstance(resolved, BaseResponse):
+        return resolved  # a package path: its build status
     goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
     goversion = s.toolchains.latest()
     dirs = s.builder.main_packages(module, resolved)
@@ -102,8 +104,8 @@ def commands(module: str, version: str) -> Response:
     out = []
     for d in dirs:
         spec = BuildSpec(module, resolved, d, goos, goarch, goversion)
-        out.append({"dir": d, "package": spec.package, "name": spec.exec_name, "build_url": spec.link(),
-                    "install_url": f"/{module}@{resolved}/{spec.dir_append}{SCRIPT}"})
+        out.append({"dir": d, "package": spec.package, "name": spec.exec_name, "build_url": urls.build_url(spec),
+                    "install_url": urls.install_url(module, resolved, d)})
     return _json({"module": module, "version": resolved, "commands": out})
 
 
@@ -113,16 +115,18 @@ def build_status(spec: BuildSpec) -> Response | BaseResponse:
     if (done := s.store.result(spec)) is not None:
         return _json(_spec_doc(spec) | {"state": BuildState.SUCCESS, "result": _result_doc(spec, done)})
     if (failure := s.store.failure(spec)) is not None:
-        error = {"status": 422, "code": "build-failed", "message": failure.error, "reason": failure.reason}
-        return _json(_spec_doc(spec) | {"state": BuildState.FAILED, "error": error, "log_url": spec.link() + Page.LOG,
-                                        "retry_url": spec.link() + Page.RETRY}, 422)
+        error = {"status": PermanentFailure.status, "code": PermanentFailure.code, "message": failure.error,
+                 "reason": failure.reason}
+        return _json(_spec_doc(spec) | {"state": BuildState.FAILED, "error": error,
+                                        "log_url": urls.build_url(spec, Page.LOG),
+                                        "retry_url": urls.build_url(spec, Page.RETRY)}, PermanentFailure.status)
     canonical = spec.with_(goversion=s.toolchains.resolve(spec.goversion),
                            version=s.proxy.resolve(spec.module, spec.version))
     if canonical != spec:
-        return redirect(canonical.link(), 307)
+        return redirect(urls.build_url(canonical), 307)
     job = s.coordinator.last(spec)
     status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0)
-    doc = _spec_doc(spec) | {"state": status.state, "start_url": spec.link() + Page.START}
+    doc = _spec_doc(spec) | {"state": status.state, "start_url": urls.build_url(spec, Page.START)}
     if status.state == BuildState.QUEUED:
         doc["queue_position"] = status.position
     if status.error:
@@ -136,7 +140,7 @@ def result(spec: BuildSpec, sum_: str) -> Response | BaseResponse:
     """A finished build: sum, size, record number and the URLs of its files."""
     done = services().store.result(spec)
     if done is None:
-        return redirect(spec.link(), 307)
+        return redirect(urls.build_url(spec), 307)
     if done.sum != sum_:
         raise HTTPProblem(404, f"this spec was built with sum {done.sum}, not {sum_}")
     return _json(_result_doc(spec, done), cache="public, max-age=31536000, immutable")
@@ -145,16 +149,14 @@ def result(spec: BuildSpec, sum_: str) -> Response | BaseResponse:
 def _spec_doc(spec: BuildSpec) -> dict[str, Any]:
     return {"spec": str(spec), "module": spec.module, "version": spec.version, "dir": spec.dir,
             "package": spec.package, "goos": spec.goos, "goarch": spec.goarch, "goversion": spec.goversion,
-            "stripped": spec.stripped, "build_url": spec.link()}
+            "stripped": spec.stripped, "build_url": urls.build_url(spec)}
 
 
 def _result_doc(spec: BuildSpec, done: Result) -> dict[str, Any]:
-    base = spec.result_link(done.sum)
-    name = spec.download_filename()
+    files = {"binary": Page.FILE, "gz": Page.FILE_GZ, "log": Page.LOG, "record": Page.RECORD, "proof": Page.PROOF,
+             "buildinfo": Page.BUILDINFO, "sbom": Page.SBOM}
     return _spec_doc(spec) | {
         "sum": done.sum, "size": done.size, "size_gz": done.size_gz, "record_number": done.record_number,
-        "created": done.created, "sha256": done.binary, "result_url": base,
-        "files": {"binary": base + name, "gz": base + name + ".gz", "log": base + Page.LOG,
-                  "record": base + Page.RECORD, "proof": base + Page.PROOF, "buildinfo": base + Page.BUILDINFO,
-                  "sbom": base + Page.SBOM},
+        "created": done.created, "sha256": done.binary, "result_url": urls.result_url(spec, done.sum),
+        "files": {name: urls.result_url(spec, done.sum, page) for name, page in files.items()},
     }

@@ -1,4 +1,4 @@
-"""Errors that views raise, and the one handler that turns any error into a response."""
+"""The one error handler: any exception becomes an answer in HTML, plain text or JSON, as the client asks."""
 
 from __future__ import annotations
 
@@ -8,40 +8,13 @@ from http import HTTPStatus
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..failures import BuildError, Busy
-from ..goproxy import NotFound as ProxyNotFound
-from ..goproxy import RemoteError
-from ..module import InvalidPath, InvalidVersion
+from ..errors import CODES_BY_STATUS, GobuildError
 from . import negotiate, suggest
 from .current import services
-from .urls import BadPath
 
 log = logging.getLogger(__name__)
 
-
-class HTTPProblem(Exception):
-    """An error with the status to answer and a one-line message for the user."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _status_of(e: Exception) -> int:
-    if isinstance(e, HTTPProblem):
-        return e.status
-    if isinstance(e, BuildError):
-        return e.status
-    if isinstance(e, (BadPath, ProxyNotFound)):
-        return 404
-    if isinstance(e, (InvalidPath, InvalidVersion)):
-        return 400
-    if isinstance(e, RemoteError):
-        return 503
-    if isinstance(e, HTTPException):
-        return e.code or 500
-    return 500
-
+TLOG_TEXT = "text/plain; charset=UTF-8"  # what Go's http.Error sends, for the log's Go clients
 
 # What went wrong, in plain words, by status: the page's heading (the status itself comes after).
 _HEADLINES = {400: "That address is not one gobuild understands", 403: "This client may not start builds here",
@@ -58,29 +31,44 @@ def headline(status: int) -> str:
 
 
 def error_response(e: Exception) -> Response:
-    """Render e as "<status> - <text> - <message>": HTML for browsers, plain text for the rest."""
-    status = _status_of(e)
-    if status >= 500 and not isinstance(e, (BuildError, RemoteError, HTTPProblem)):
-        log.exception("internal error on %s %s", request.method, request.path, exc_info=e)
-        services().metrics.panics.inc()
-        message = "internal server error"
-    elif isinstance(e, HTTPException):
-        message = e.description or ""
-    else:
-        message = str(e)
-    if status >= 500 and message != "internal server error":  # proxy, toolchain, peers: log the cause
+    """Render e as "<status> - <text> - <message>": HTML for browsers, JSON when asked, plain text for the rest."""
+    status, code, message = _describe(e)
+    if status >= 500 and isinstance(e, GobuildError):  # proxy, toolchain, peers: log the cause
         log.warning("%s %s answered %d: %s", request.method, request.path, status, message)
-    line = f"{status} - {HTTPStatus(status).phrase} - {message}"
-    if negotiate.wants_json():
-        resp = negotiate.error_json(e, status, message)
-    elif request.accept_mimetypes.accept_html and "text/html" in request.headers.get("Accept", ""):
-        resp = Response(render_template("error.html", status=status, message=message,
-                                        headline=headline(status), phrase=HTTPStatus(status).phrase,
-                                        suggestions=suggest.suggestions(e)), status, mimetype="text/html")
+    if isinstance(e, GobuildError) and e.bare:
+        resp = Response(message + "\n", status, content_type=TLOG_TEXT)
+    elif negotiate.wants_json():
+        resp = negotiate.error_json(status, code, message)
     else:
-        resp = Response(line + "\n", status, mimetype="text/plain")
+        resp = _page(e, status, message)
     resp.headers["Cache-Control"] = "no-store"
-    if isinstance(e, Busy):
+    _copy_headers(e, status, resp)
+    return resp
+
+
+def _describe(e: Exception) -> tuple[int, str, str]:
+    """The status, stable code and message of e; a bug's details stay in our log."""
+    if isinstance(e, GobuildError):
+        return e.status, e.code, str(e)
+    if isinstance(e, HTTPException) and (e.code or 500) < 500:  # routing: unknown path, method not allowed
+        status = e.code or 500
+        return status, CODES_BY_STATUS.get(status, "error"), e.description or ""
+    log.exception("internal error on %s %s", request.method, request.path, exc_info=e)
+    services().metrics.panics.inc()
+    return 500, "internal", "internal server error"
+
+
+def _page(e: Exception, status: int, message: str) -> Response:
+    if request.accept_mimetypes.accept_html and "text/html" in request.headers.get("Accept", ""):
+        page = render_template("error.html", status=status, message=message, headline=headline(status),
+                               phrase=HTTPStatus(status).phrase, suggestions=suggest.suggestions(e))
+        return Response(page, status, mimetype="text/html")
+    line = f"{status} - {HTTPStatus(status).phrase} - {message}"
+    return Response(line + "\n", status, mimetype="text/plain")
+
+
+def _copy_headers(e: Exception, status: int, resp: Response) -> None:
+    if isinstance(e, GobuildError) and e.retry_after is not None:
         resp.headers["Retry-After"] = str(e.retry_after)
     if status == 405:
         resp.headers["Allow"] = "GET, HEAD"
@@ -88,9 +76,8 @@ def error_response(e: Exception) -> Response:
         for k, v in e.get_headers():
             if k.lower() in ("allow", "retry-after"):
                 resp.headers[k] = v
-    return resp
 
 
 def register(app: Flask) -> None:
-    """Route every exception through error_response."""
+    """Route every exception through error_response (the only error handler)."""
     app.register_error_handler(Exception, error_response)

@@ -16,19 +16,17 @@ import feedgenerator
 from flask import Blueprint, Response, current_app, render_template, request
 
 from .. import module as modmod
-from ..module import InvalidPath, check_path
 from ..spec import Record, SpecError
 from ..tlog import merkle
 from ..tlog.server import TransparencyLog
+from . import urls
 from .current import services
-from .errors import HTTPProblem
+from .urls import BADGE, FEED
 
 bp = Blueprint("feeds", __name__)
 
 SCAN_RECORDS = 20000  # how far back feeds and badges look
 FEED_ENTRIES = 30
-FEED = "builds.atom"
-BADGE = "badge.svg"
 _TILE_HEIGHT = 8
 BADGE_TTL = 60.0  # a badge is on every result page: scan the log at most once a minute per command
 BADGE_CACHE_SIZE = 4096
@@ -74,16 +72,9 @@ def instance_feed() -> Response:
 @bp.get(f"/<path:module>/{FEED}")
 def module_feed(module: str) -> Response:
     """The newest builds of one module (any command, target and Go version)."""
-    _check_module(module)
+    urls.check_feed_module(module)
     records = (r for _, r in log_tail(services().tlog, module=module))
-    return _feed(f"gobuild: builds of {module}", request.host_url + module, records)
-
-
-def _check_module(module: str) -> None:
-    try:
-        check_path(module)
-    except InvalidPath as e:
-        raise HTTPProblem(404, f"bad module path: {e}") from None
+    return _feed(f"gobuild: builds of {module}", request.host_url.rstrip("/") + urls.module_url(module), records)
 
 
 def _feed(title: str, link: str, records: Iterator[Record]) -> Response:
@@ -95,7 +86,7 @@ def _feed(title: str, link: str, records: Iterator[Record]) -> Response:
         result = store.result(spec)
         if result is None or result.sum != record.sum:
             continue  # logged by a crashed process but not published: nothing to link to
-        url = base + spec.result_link(record.sum)
+        url = base + urls.result_url(spec, record.sum)
         when = datetime.strptime(result.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         feed.add_item(title=f"{spec.package}@{spec.version} {spec.goos}/{spec.goarch} {spec.goversion}"
                             + (" stripped" if spec.stripped else ""),
@@ -111,12 +102,8 @@ def _feed(title: str, link: str, records: Iterator[Record]) -> Response:
 @bp.get(f"/<path:prefix>/{BADGE}")
 def badge(prefix: str) -> Response:
     """/<module>@latest/[<dir>/]badge.svg: the newest version of that command built here."""
-    module, at, rest = prefix.partition("@")
-    version, _, dirpart = rest.partition("/")
-    if not at or version != "latest":
-        raise HTTPProblem(404, f"expected /<module>@latest/[<dir>/]{BADGE}")
-    _check_module(module)
-    newest = _newest_built(module, "/" + dirpart if dirpart else "/")
+    module, pkgdir = urls.parse_badge(prefix)
+    newest = _newest_built(module, pkgdir)
     label, value = "gobuild", newest or "not built"
     resp = Response(render_template(BADGE, label=label, value=value, built=newest is not None,
                                     label_width=_text_width(label), value_width=_text_width(value)),

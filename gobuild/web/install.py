@@ -13,34 +13,26 @@ import urllib.parse
 
 from flask import Blueprint, Response, render_template, request
 
-from ..module import InvalidPath, check_path
+from ..errors import HTTPProblem
 from ..spec import BuildSpec
+from . import urls
 from .current import services
-from .errors import HTTPProblem
+from .urls import SCRIPT
 
 bp = Blueprint("install", __name__)
 
-SCRIPT = "install.sh"
 _HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 @bp.get(f"/<path:prefix>/{SCRIPT}")
 def install_script(prefix: str) -> Response:
     """The install script for the command at prefix (<module>@<version>[/<dir>])."""
-    module, at, rest = prefix.partition("@")
-    if not at:
-        raise HTTPProblem(404, f"expected /<module>@<version>/[<dir>/]{SCRIPT}, e.g. /{prefix}@latest/{SCRIPT}")
-    version, _, dirpart = rest.partition("/")
-    pkgdir = "/" + dirpart if dirpart else "/"
-    try:
-        check_path(module)
-    except InvalidPath as e:
-        raise HTTPProblem(404, f"bad module path: {e}") from None
+    module, version, pkgdir = urls.parse_install(prefix)
     s = services()
-    version = s.proxy.resolve(module, version or "latest")
+    version = s.proxy.resolve(module, version)
     commands = s.builder.main_packages(module, version)
     if pkgdir not in commands:
-        listed = ", ".join(f"/{module}@{version}{d if d != '/' else ''}/{SCRIPT}" for d in commands) or "none"
+        listed = ", ".join(urls.install_url(module, version, d) for d in commands) or "none"
         raise HTTPProblem(404, f"no command in {module}@{version}{'' if pkgdir == '/' else pkgdir}; "
                                f"the module's install scripts: {listed}")
     # goos/goarch are filled in by the script; any valid target gives the same names on unix.
@@ -56,7 +48,7 @@ def _script_values(spec: BuildSpec) -> list[tuple[str, str]]:
     host = request.headers.get("Host", "")
     if not _HOST.fullmatch(host):
         raise HTTPProblem(400, "the Host header is not a host name or address with an optional port")
-    path = f"/{spec.module}@{spec.version}/{spec.dir_append}"
+    path = urls.build_prefix(spec.module, spec.version, spec.dir)
     values = {
         "GOBUILD_BASE": f"{request.scheme}://{host}",
         "GOBUILD_PATH": urllib.parse.quote(path, safe="/@+"),

@@ -19,6 +19,7 @@ from ..phases import NO_PROGRESS, Progress, ProgressReader
 from ..spec import BuildSpec
 from ..states import BuildState, JobState
 from ..store import Result, Store
+from . import urls
 from .current import services
 from .logview import LogFolder
 
@@ -133,6 +134,12 @@ class Status:
     stored: bool = False  # failed: a stored failure that Retry forgets
     progress: Progress = NO_PROGRESS  # running: the phase its log shows
     since: int | None = None  # queued or running: when the job was queued (Unix seconds)
+    sum: str = ""  # success: the result's sum
+
+    @classmethod
+    def success(cls, spec: BuildSpec, sum_: str) -> Status:
+        """A finished build, linking its result page."""
+        return cls(BuildState.SUCCESS, href=urls.result_url(spec, sum_), sum=sum_)
 
     @property
     def busy(self) -> bool:
@@ -171,7 +178,7 @@ def status_of(job: Job | None, position: int = 0, progress: Progress = NO_PROGRE
         state = BuildState.VERIFYING if job.state == JobState.VERIFYING else BuildState.RUNNING
         return Status(state, progress=progress, since=since)
     if job.result is not None:
-        return Status(BuildState.SUCCESS, href=job.spec.result_link(job.result.sum))
+        return Status.success(job.spec, job.result.sum)
     error = job.error
     if error is not None and error.status < 500:  # 4xx: the build cannot work as asked
         return Status(BuildState.FAILED, error=str(error), stored=getattr(error, "reason", None) is not None)
@@ -191,7 +198,7 @@ def update_event(payload: dict[str, object]) -> str:
 
 def _update_payload(status: Status) -> dict[str, object]:
     if status.state == BuildState.SUCCESS:
-        return {"Kind": "Success", "Sum": status.href.rstrip("/").rsplit("/", 1)[1]}
+        return {"Kind": "Success", "Sum": status.sum}
     return {"Kind": status.kind, "Error": status.error}
 
 
@@ -322,7 +329,7 @@ def _final_events(status: Status) -> Iterator[str]:
 def result_events(spec: BuildSpec, result: Result) -> Response:
     """SSE for a result URL: the original's single Success event; a resuming reader gets the log's rest first."""
     offset, resuming = resume_offset()
-    status = Status(BuildState.SUCCESS, href=spec.result_link(result.sum))
+    status = Status.success(spec, result.sum)
     if not resuming:
         return _event_stream(iter([update_event(_update_payload(status))]))
 
@@ -345,7 +352,7 @@ def fragment(spec: BuildSpec) -> BaseResponse:
     if job is None:  # nothing to follow: let the page render what is there now
         return redirect_fragment(None)
     if job.done.is_set() and job.result is not None:
-        return redirect_fragment(job.spec.result_link(job.result.sum))
+        return redirect_fragment(urls.result_url(job.spec, job.result.sum))
     position = s.coordinator.queue_position(job)
     reader = Reader(job, s.store, offset)
     try:

@@ -14,6 +14,7 @@ from .. import module
 from ..builds import MIN_GO_MINOR
 from ..goproxy import GoProxyError
 from ..spec import BuildSpec, GoVersion, SpecError
+from . import urls
 from .current import services
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Column:
 
 def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "", group: str = "") -> Link:
     result = services().store.result_hint(other)
-    href = other.result_link(result.sum) if result is not None else other.link()
+    href = urls.result_url(other, result.sum) if result is not None else urls.build_url(other)
     return Link(text, href, result is not None, other == spec, note, group)
 
 
@@ -210,6 +211,3 @@ def pkgsite_link(spec: BuildSpec) -> str:
     return f"https://pkg.go.dev/{spec.module}@{spec.version}{'' if spec.dir == '/' else spec.dir}?tab=doc"
 
 
-def latest_link(spec: BuildSpec) -> str:
-    """The build URL that always means the newest module version and Go."""
-    return spec.with_(version="latest", goversion="latest").link()

@@ -7,10 +7,10 @@ import logging
 from flask import Response
 
 from .. import buildinfo, proof, sbom
+from ..errors import HTTPProblem
 from ..spec import BuildSpec
 from ..store import Result
 from .current import services
-from .errors import HTTPProblem
 from .files import IMMUTABLE
 from .urls import Page
 

@@ -15,7 +15,7 @@ from flask import request
 from .. import module
 from ..failures import BuildError, PermanentFailure
 from ..goproxy import GoProxyError
-from ..goproxy import NotFound as ProxyNotFound
+from ..goproxy import ModuleNotFound as ProxyNotFound
 from ..toolchains import UnknownGoVersion
 from . import urls
 from .current import services
@@ -40,13 +40,15 @@ def suggestions(e: Exception) -> list[Suggestion]:
     if isinstance(target, urls.ModuleURL):
         return []
     if isinstance(target, urls.ShortURL):
-        return _for_module(e, target.module, target.version, lambda v: f"/{target.module}@{v}")
+        return _for_module(e, target.module, target.version, lambda v: urls.short_url(target.module, v))
     spec = target.spec
     if isinstance(e, PermanentFailure) and target.sum is None:
-        return [Suggestion("The build page shows why it failed, with the whole log, and can retry it:", spec.link())]
+        why = "The build page shows why it failed, with the whole log, and can retry it:"
+        return [Suggestion(why, urls.build_url(spec))]
     if isinstance(e, UnknownGoVersion):
-        return [Suggestion("The same build with the newest Go this server has:", spec.with_(goversion="latest").link())]
-    return _for_module(e, spec.module, spec.version, lambda v: spec.with_(version=v).link())
+        newest = spec.with_(goversion="latest")
+        return [Suggestion("The same build with the newest Go this server has:", urls.build_url(newest))]
+    return _for_module(e, spec.module, spec.version, lambda v: urls.build_url(spec.with_(version=v)))
 
 
 def _for_module(e: Exception, path: str, version: str, link: Callable[[str], str]) -> list[Suggestion]:
@@ -83,5 +85,5 @@ def _module_root(path: str) -> list[Suggestion]:
             services().versions.get(prefix)
         except GoProxyError:
             continue
-        return [Suggestion(f"{path} is a package path; its module is {prefix}. Its commands:", f"/{prefix}")]
+        return [Suggestion(f"{path} is a package path; its module is {prefix}. Its commands:", urls.module_url(prefix))]
     return []

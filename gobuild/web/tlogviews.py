@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from ..failures import BuildError, Busy, TemporaryFailure
-from ..goproxy import NotFound as ProxyNotFound
-from ..goproxy import RemoteError
-from ..module import InvalidPath, InvalidVersion, is_canonical_version
-from ..spec import BuildSpec, SpecError
+from ..errors import BareProblem, GobuildError
+from ..module import is_canonical_version
+from ..spec import BuildSpec
 from ..tlog.server import LogError
 from ..verify import CHAIN_HEADER
 from .current import services
+from .errors import TLOG_TEXT as TEXT
 from .files import IMMUTABLE
-from .urls import BadPath, check_spec_paths
+from .urls import TLOG, check_spec_paths
 from .views import wait_for_build
 
-bp = Blueprint("tlog", __name__, url_prefix="/tlog")
+bp = Blueprint("tlog", __name__, url_prefix=TLOG)
 
-TEXT = "text/plain; charset=UTF-8"
 PEER_WAIT = 5.0  # seconds a lookup without the chain header waits for a build that waits on its verifiers
 WAITING_ON_VERIFIERS = ("this build is waiting for its verifiers; a verifier that does not send the "
                         f"{CHAIN_HEADER} header cannot get its record before they agree, try again later")
@@ -29,10 +27,6 @@ def _text(body: bytes | str, status: int = 200, cache: str = "no-cache") -> Resp
     resp = Response(body, status, content_type=TEXT)
     resp.headers["Cache-Control"] = cache
     return resp
-
-
-def _error(status: int, message: str) -> Response:
-    return _text(f"{message}\n", status, "no-store")
 
 
 @bp.get("/latest")
@@ -52,17 +46,9 @@ def lookup(key: str) -> Response:
         chain = tuple(n for n in request.headers.get(CHAIN_HEADER, "").split(",") if n)
         number = wait_for_build(spec, chain, give_up_verifying=_peer_wait(spec, chain)).record_number
         assert number is not None  # every build is logged (Builder._recorded)
-    except (SpecError, BadPath, InvalidPath, InvalidVersion, ProxyNotFound) as e:
-        return _error(404, f"{key}: {e}")
-    except Busy as e:
-        resp = _error(503, f"{key}: {e}")
-        resp.headers["Retry-After"] = str(e.retry_after)
-        return resp
-    except (RemoteError, TemporaryFailure) as e:
-        return _error(503, f"{key}: {e}")
-    except BuildError as e:
+    except GobuildError as e:
         # Like the original: a spec that cannot be built has no record (404), the rest is ours.
-        return _error(404 if e.status < 500 else e.status, f"{key}: {e}")
+        raise BareProblem.of(e, 404 if e.status < 500 else e.status, f"{key}: {e}") from None
     return _text(s.tlog.lookup_response(number))
 
 
@@ -93,11 +79,11 @@ def tile(path: str) -> Response:
     """A hash or data tile; full tiles never change."""
     height = path.split("/", 1)[0]
     if not height.isdigit() or not 1 <= int(height) <= MAX_TILE_HEIGHT:
-        return _error(400, f"invalid tile syntax: height must be 1 to {MAX_TILE_HEIGHT}")
+        raise BareProblem(400, f"invalid tile syntax: height must be 1 to {MAX_TILE_HEIGHT}")
     try:
         data, full = services().tlog.tile(path)
     except LogError as e:
-        return _error(e.http_status, str(e))
+        raise BareProblem.of(e, e.status, str(e)) from None
     is_data = path.split("/")[1:2] == ["data"]
     resp = Response(data, content_type=TEXT if is_data else "application/octet-stream")
     resp.headers["Cache-Control"] = IMMUTABLE if full else "no-cache"

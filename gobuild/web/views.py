@@ -9,16 +9,15 @@ from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import Job, reproduce_command
+from ..errors import HTTPProblem
 from ..failures import Busy, PermanentFailure, TemporaryFailure
-from ..goproxy import NotFound as ProxyNotFound
-from ..goproxy import redacted
+from ..goproxy import ModuleNotFound, redacted
 from ..module import InvalidPath, check_path, is_valid_path
 from ..spec import BuildSpec, Record, SpecError
 from ..states import BuildState, JobState
 from ..store import Failure, Result
 from . import admission, files, live, pages, resultfiles, urls
 from .current import services
-from .errors import HTTPProblem
 from .logview import fold
 from .urls import Page
 
@@ -58,7 +57,7 @@ def home() -> str | BaseResponse:
     example = _example_spec(recent[0][0] if recent else None)
     return render_template("home.html", recent=recent, goversion=_latest_or_none(),
                            goproxy=redacted(s.builder.settings.goproxy), verifier_key=s.tlog.verifier_key,
-                           example_url=example.link() + example.download_filename(), example_name=example.exec_name,
+                           example_url=urls.build_url(example, Page.FILE), example_name=example.exec_name,
                            get_example=s.get_command(example, None, request.host),
                            verifiers=list(s.verifier.status.items()) if s.verifier else [],
                            building=s.config.build, notes=pages.instance_notes(),
@@ -95,19 +94,24 @@ def dispatch(path: str) -> str | Response | BaseResponse:
 def module_page(module: str, trailing_slash: bool) -> str | BaseResponse:
     """List the main packages at the latest version; redirect when there is just one."""
     if trailing_slash:
-        return _redirect("/" + module)
+        return _redirect(urls.module_url(module))
     return short_url(module, "latest")
 
 
 def short_url(module: str, version: str) -> str | BaseResponse:
     """/<mod>@<version>: resolve the version and go to the build page of its command."""
+    resolved = resolve_module(module, version)
+    return resolved if isinstance(resolved, BaseResponse) else _package_choice(module, resolved)
+
+
+def resolve_module(module: str, version: str) -> str | BaseResponse:
+    """module's canonical version; for a package path, the redirect to its build page (page and JSON alike)."""
     try:
-        resolved = services().proxy.resolve(module, version)
-    except ProxyNotFound:
+        return services().proxy.resolve(module, version)
+    except ModuleNotFound:
         if (found := _package_in_module(module, version)) is not None:
             return found
         raise
-    return _package_choice(module, resolved)
 
 
 def _package_in_module(path: str, version: str) -> BaseResponse | None:
@@ -123,13 +127,13 @@ def _package_in_module(path: str, version: str) -> BaseResponse | None:
             continue
         try:
             resolved = s.proxy.resolve(prefix, version)
-        except ProxyNotFound:
+        except ModuleNotFound:
             continue
         dir_ = "/" + "/".join(parts[n:])
         goos, goarch = s.targets.guess(request.headers.get("User-Agent", ""))
         if dir_ not in s.builder.main_packages(prefix, resolved, goos, goarch):
             raise HTTPProblem(422, f"package {path} of module {prefix}@{resolved} is not a command for {goos}/{goarch}")
-        return _redirect(BuildSpec(prefix, resolved, dir_, goos, goarch, s.toolchains.latest()).link())
+        return _redirect(urls.build_url(BuildSpec(prefix, resolved, dir_, goos, goarch, s.toolchains.latest())))
     return None
 
 
@@ -142,7 +146,7 @@ def _package_choice(module: str, version: str) -> str | BaseResponse:
     goversion = s.toolchains.latest()
     specs = [BuildSpec(module, version, d, goos, goarch, goversion) for d in pkgs]
     if len(specs) == 1:
-        return _redirect(specs[0].link())
+        return _redirect(urls.build_url(specs[0]))
     return render_template("module.html", module=module, version=version, specs=specs)
 
 
@@ -153,13 +157,13 @@ def build_url(spec: BuildSpec, page: Page) -> str | Response | BaseResponse:
     """A spec that may or may not be built yet."""
     s = services()
     if (result := s.store.result(spec)) is not None:
-        return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
+        return _redirect(urls.result_url(spec, result.sum, page))
     if (failure := s.store.failure(spec)) is not None:
         return failed_page(spec, page, failure)
     if page in (Page.EVENTS, Page.LIVE) and s.coordinator.last(spec) is not None:  # a known build: no proxy lookups
         return live.events(spec) if page == Page.EVENTS else live.fragment(spec)
     if (canonical := _canonical(spec)) != spec:
-        return _redirect(canonical.link() + _page_name(canonical, page))
+        return _redirect(urls.build_url(canonical, page))
     if page in (Page.LOG, Page.DL):
         raise HTTPProblem(422, "no build yet, trigger it, wait for it to finish and load again")
     if page == Page.MAIN:
@@ -171,15 +175,15 @@ def build_url(spec: BuildSpec, page: Page) -> str | Response | BaseResponse:
     if page == Page.START:  # the Start button: opening the page itself never builds (crawlers)
         admission.admit(spec)
         s.coordinator.start(spec, initiator=admission.client())
-        return _redirect(spec.link(), 303)
+        return _redirect(urls.build_url(spec), 303)
     admission.admit(spec)
     try:
         result = wait_for_build(spec, initiator=admission.client())
     except PermanentFailure as e:
         raise _naming_page(spec, e) from None
     if page == Page.RETRY:  # POST retry of something never built: it is built now, show it
-        return _redirect(spec.result_link(result.sum), 303)
-    return _redirect(spec.result_link(result.sum) + _page_name(spec, page))
+        return _redirect(urls.result_url(spec, result.sum), 303)
+    return _redirect(urls.result_url(spec, result.sum, page))
 
 
 def failed_page(spec: BuildSpec, page: Page, failure) -> str | Response | BaseResponse:  # type: ignore[no-untyped-def]
@@ -189,7 +193,7 @@ def failed_page(spec: BuildSpec, page: Page, failure) -> str | Response | BaseRe
         s.store.delete_failure(spec)
         admission.admit(spec)
         s.coordinator.start(spec, initiator=admission.client())
-        return _redirect(spec.link(), 303)
+        return _redirect(urls.build_url(spec), 303)
     if page == Page.LOG:
         return files.text(s.store.read_blob(failure.log), immutable=False)
     if page == Page.MAIN:
@@ -197,13 +201,13 @@ def failed_page(spec: BuildSpec, page: Page, failure) -> str | Response | BaseRe
     if page == Page.LIVE:
         return live.redirect_fragment(None)
     if page == Page.START:
-        return _redirect(spec.link(), 303)
+        return _redirect(urls.build_url(spec), 303)
     raise _naming_page(spec, PermanentFailure(failure.reason, failure.error))
 
 
 def _naming_page(spec: BuildSpec, e: PermanentFailure) -> PermanentFailure:
     """The failure, pointing at the build page with its log (plain-text clients get no link otherwise)."""
-    return PermanentFailure(e.reason, f"{e}; details and log: {request.host_url.rstrip('/')}{spec.link()}")
+    return PermanentFailure(e.reason, f"{e}; details and log: {request.host_url.rstrip('/')}{urls.build_url(spec)}")
 
 
 def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | BaseResponse:
@@ -275,14 +279,6 @@ def build_wait_seconds() -> float:
     return float(cfg.build_timeout + cfg.prepare_timeout + 60)
 
 
-def _page_name(spec: BuildSpec, page: str) -> str:
-    """The last URL element for a page kind (file names depend on the spec)."""
-    if page.endswith("file") or page.endswith("file.gz"):
-        name = spec.download_filename(legacy=page.startswith("legacy-"))
-        return name + ".gz" if page.endswith(".gz") else name
-    return page
-
-
 # Result URLs (with sum) ----------------------------------------------------------------
 
 
@@ -291,7 +287,7 @@ def result_url(spec: BuildSpec, sum_: str, page: Page) -> str | Response | BaseR
     s = services()
     result = s.store.result(spec)
     if result is None:
-        return _redirect(spec.link() + _page_name(spec, page))
+        return _redirect(urls.build_url(spec, page))
     if result.sum != sum_:
         raise HTTPProblem(404, f"this spec was built with sum {result.sum}, not {sum_}")
     record = Record(spec, result.size, result.sum)
@@ -300,14 +296,14 @@ def result_url(spec: BuildSpec, sum_: str, page: Page) -> str | Response | BaseR
                                reproduce=reproduce_command(spec, s.builder.settings.goproxy),
                                get_command=s.get_command(spec, result.sum, request.host),
                                columns=pages.related(spec), newer=pages.newer(spec),
-                               pkgsite=pages.pkgsite_link(spec), latest=pages.latest_link(spec),
+                               pkgsite=pages.pkgsite_link(spec), latest=urls.latest_url(spec),
                                verifier_key=s.tlog.verifier_key, buildinfo=resultfiles.build_info_or_none(spec, result))
     if page == Page.LIVE:
-        return live.redirect_fragment(spec.result_link(sum_))
+        return live.redirect_fragment(urls.result_url(spec, sum_))
     if page == Page.START:
-        return _redirect(spec.result_link(sum_), 303)
+        return _redirect(urls.result_url(spec, sum_), 303)
     if page == Page.DL:
-        return _redirect(spec.result_link(sum_) + spec.download_filename())
+        return _redirect(urls.result_url(spec, sum_, Page.FILE))
     if page == Page.RETRY:
         raise HTTPProblem(404, "No retry endpoint for results")
     if page == Page.EVENTS:
@@ -319,7 +315,7 @@ def result_url(spec: BuildSpec, sum_: str, page: Page) -> str | Response | BaseR
     if page in resultfiles.PAGES:
         return resultfiles.serve(spec, result, page)
     if page.startswith("legacy-"):
-        return _redirect(spec.result_link(sum_) + _page_name(spec, page.removeprefix("legacy-")), 301)
+        return _redirect(urls.result_url(spec, sum_, Page(page.removeprefix("legacy-"))), 301)
     result = s.cache.serve(spec, result)  # rebuilt here if it was evicted
     return files.binary(s.store, result, spec, gz=page.endswith(".gz"))
 

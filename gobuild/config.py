@@ -38,6 +38,11 @@ class Config:
     prepare_timeout: float = _help("seconds module download and package checks may take", default=300.0)
     proxy_timeout: float = _help("seconds for one request to the module proxy", default=30.0)
     threads: int = _help("waitress worker threads", default=32)
+    fast_path: bool = _help("answer immutable URLs (result files, full tiles, versioned static files) and "
+                            "/tlog/latest from memory without Flask after their first request", default=True)
+    accel_redirect_prefix: str = _help(
+        "behind nginx: send binaries as X-Accel-Redirect to this internal location + the blob's path "
+        "under <data_dir>/blobs/, e.g. /_blobs/ (deploy/nginx.conf); empty: send the file", default="")
     max_streams: int = _help(
         "live build logs streamed at once (each holds a waitress thread); past it pages poll instead; "
         "0 means 3/4 of threads, must stay below threads", default=0)

@@ -18,14 +18,31 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
 
     from .. import logs
     from ..services import build_services
-    from . import admission, api, current, errors, feeds, install, instrument, site, steps, tlogviews, urls, views
+    from . import (
+        admission,
+        api,
+        current,
+        errors,
+        fastpath,
+        feeds,
+        install,
+        instrument,
+        site,
+        steps,
+        tlogviews,
+        urls,
+        views,
+    )
 
     cfg = cfg or configmod.load()
     app = Flask("gobuild")  # templates/ and static/ beside this package's __init__, shipped as package data
     app.url_map.merge_slashes = False  # we answer // with our own 301, like the original
     app.url_map.strict_slashes = False
     Htmx(app)  # request.htmx: whether htmx (HX-Request) asks
-    current.install(app, build_services(cfg))
+    svc = build_services(cfg)
+    current.install(app, svc)
+    if cfg.fast_path:  # immutable answers from memory, past Flask (fastpath.py)
+        app.wsgi_app = fastpath.FastPath(app.wsgi_app, svc.tlog)  # type: ignore[method-assign]
     app.jinja_env.globals.update(urls=urls, Page=urls.Page)  # templates build every URL through urls
     app.jinja_env.filters["timestamp"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
     logs.configure(cfg.log_format)

@@ -1,0 +1,178 @@
+"""A WSGI layer in front of Flask that answers what never changes from memory (or an open file).
+
+The first GET/HEAD of a URL goes through Flask as always; when its answer is a 200 marked
+immutable (everything under a result URL, full tiles, versioned static files) the status, the
+headers and the body are kept, keyed by the request parts that views look at, and the next
+identical request gets the same bytes without Flask: no routing, no request context, no hooks.
+A file answer (a binary or its .gz, sent with wsgi.file_wrapper) is kept as its path and opened
+per request. /tlog/latest is kept while the log has not grown (its size is one fstat).
+
+Requests with conditional or range headers always reach Flask, so 304s and ranges behave as
+before. Fast-path answers skip Flask's before/after-request hooks: they are downloads of stored
+bytes and start no build (rate limits and metrics that must count them need to wrap this layer).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from ..tlog.server import TransparencyLog
+
+MAX_BODY = 256 * 1024  # bodies kept in memory up to this size; bigger ones only as files
+MAX_BYTES = 8 * 1024 * 1024  # all kept bodies together (the oldest go first)
+MAX_ENTRIES = 4096
+LATEST = "/tlog/latest"
+# Any of these makes the answer depend on more than the URL: let Flask handle it.
+BYPASS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE",
+          "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_COOKIE")
+
+Key = tuple[str, str, str, str, str, str, str]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One kept answer: status and headers as Flask gave them, and bytes or a file path."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes | None
+    path: str | None
+    blksize: int
+    log_size: int  # for /tlog/latest: the log size it was signed at; -1 otherwise
+
+
+class _Recorder:
+    """Stands in for wsgi.file_wrapper for one request to learn which file Flask sends."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real = real
+        self.path: str | None = None
+        self.blksize = 8192
+        self.wrapped: Any = None
+
+    def __call__(self, filelike: Any, blksize: int = 8192) -> Any:
+        name = getattr(filelike, "name", None)
+        self.path = name if isinstance(name, str) else None
+        self.blksize = blksize
+        self.wrapped = self.real(filelike, blksize)
+        return self.wrapped
+
+
+class FastPath:
+    """WSGI middleware: app (Flask's wsgi_app) behind a cache of immutable answers."""
+
+    def __init__(self, app: WSGIApplication, tlog: TransparencyLog | None = None) -> None:
+        self.app = app
+        self.tlog = tlog
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "")
+        if method not in ("GET", "HEAD") or any(h in environ for h in BYPASS):
+            return self.app(environ, start_response)
+        key: Key = (method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""),
+                    environ.get("HTTP_HOST", ""), environ.get("HTTP_ACCEPT", ""),
+                    environ.get("HTTP_ACCEPT_ENCODING", ""), environ.get("HTTP_HX_REQUEST", ""))
+        entry = self._entries.get(key)
+        if entry is not None:
+            served = self._serve(entry, key, environ, start_response)
+            if served is not None:
+                return served
+        return self._fill(key, environ, start_response)
+
+    def _serve(self, entry: Entry, key: Key, environ: WSGIEnvironment,
+               start_response: StartResponse) -> Iterable[bytes] | None:
+        if entry.log_size >= 0 and (self.tlog is None or self.tlog.size() != entry.log_size):
+            self._drop(key)
+            return None
+        if entry.path is not None:
+            try:
+                f = open(entry.path, "rb")  # noqa: SIM115 - the server closes it after sending
+            except OSError:  # evicted from the store: Flask decides what to answer now
+                self._drop(key)
+                return None
+            start_response(entry.status, list(entry.headers))
+            return environ["wsgi.file_wrapper"](f, entry.blksize)  # type: ignore[no-any-return]
+        start_response(entry.status, list(entry.headers))
+        return [entry.body or b""]
+
+    def _fill(self, key: Key, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Ask Flask, and keep the answer when it never changes."""
+        latest = key[1] == LATEST and self.tlog is not None
+        log_size = self.tlog.size() if latest and self.tlog is not None else -1
+        real_wrapper = environ.get("wsgi.file_wrapper")
+        recorder = _Recorder(real_wrapper) if real_wrapper is not None else None
+        if recorder is not None:
+            environ["wsgi.file_wrapper"] = recorder
+        seen: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def recording_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            seen.append((status, list(headers)))
+            return start_response(status, headers, exc_info)
+
+        result = self.app(environ, recording_start)
+        if real_wrapper is not None:
+            environ["wsgi.file_wrapper"] = real_wrapper
+        if not seen or not seen[-1][0].startswith("200 "):
+            return result
+        status, headers = seen[-1]
+        if any(k.lower() == "set-cookie" for k, _ in headers):
+            return result
+        cache = next((v for k, v in headers if k.lower() == "cache-control"), "")
+        if "immutable" not in cache and not latest:
+            return result
+        sent_file = recorder is not None and recorder.wrapped is not None and result is recorder.wrapped
+        if sent_file:
+            assert recorder is not None
+            if recorder.path is not None:
+                self._put(key, Entry(status, headers, None, recorder.path, recorder.blksize, -1))
+            return result
+        return self._keep_body(key, status, headers, result, log_size)
+
+    def _keep_body(self, key: Key, status: str, headers: list[tuple[str, str]], result: Iterable[bytes],
+                   log_size: int) -> Iterable[bytes]:
+        """Read a small body whole (Flask's bodies here are lists of bytes) and keep it."""
+        length = next((v for k, v in headers if k.lower() == "content-length"), "")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return result
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if key[0] == "GET" and len(body) != int(length):
+            return [body]
+        self._put(key, Entry(status, headers, body, None, 0, log_size))
+        return [body]
+
+    def _put(self, key: Key, entry: Entry) -> None:
+        size = len(entry.body or b"")
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old.body or b"")
+            self._entries[key] = entry
+            self._bytes += size
+            while self._entries and (self._bytes > MAX_BYTES or len(self._entries) > MAX_ENTRIES):
+                _, gone = self._entries.popitem(last=False)
+                self._bytes -= len(gone.body or b"")
+
+    def _drop(self, key: Key) -> None:
+        with self._lock:
+            gone = self._entries.pop(key, None)
+            if gone is not None:
+                self._bytes -= len(gone.body or b"")
+
+    def __len__(self) -> int:
+        return len(self._entries)
+

@@ -1,0 +1,140 @@
+"""The fast path (gobuild/web/fastpath.py) answers exactly what Flask answers, for every URL kind it keeps."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.test import EnvironBuilder
+from werkzeug.wsgi import FileWrapper
+
+from gobuild.spec import BuildSpec, Record, sum_from_digest
+from gobuild.targets import DEFAULT_TARGETS
+from gobuild.web import create_app
+from gobuild.web.current import services
+from gobuild.web.fastpath import FastPath
+from tests.conftest import GOVERSION, make_config
+from tests.modproxy import ModuleProxy, hello_module
+
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, server_cache: Path) -> Iterator[tuple[Flask, BuildSpec, str]]:
+    """An app with one finished build and 300 records in its log (so tile 8/0/000 is full)."""
+    with ModuleProxy() as proxy:
+        proxy.add("example.com/hello", "v1.0.0", hello_module("example.com/hello", "v1.0.0"))
+        app = create_app(make_config(tmp_path_factory.mktemp("data"), proxy, cache_dir=str(server_cache)))
+        spec = BuildSpec.parse(f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/", set(DEFAULT_TARGETS))
+        client = app.test_client()
+        r = client.get(spec.link() + spec.download_filename())
+        assert r.status_code == 307, r.get_data(as_text=True)
+        location = r.headers["Location"]
+        with app.app_context():
+            tl = services().tlog
+            i = 0
+            while tl.size() < 300:
+                fake = BuildSpec(f"example.com/synthetic/m{i}", "v1.0.0", "/", "linux", "amd64", GOVERSION)
+                tl.append(Record(fake, 1_000_000 + i, sum_from_digest(hashlib.sha256(bytes([i % 256, i // 256]))
+                                                                     .digest())).pack())
+                i += 1
+        yield app, spec, location.rsplit("/", 1)[0] + "/"
+
+
+def call(app: Any, path: str, method: str = "GET", headers: dict[str, str] | None = None) -> Answer:
+    """One request straight to a WSGI app, with a file_wrapper like waitress has; body read whole."""
+    env = EnvironBuilder(path=path, method=method, headers=headers or {}).get_environ()
+    env["wsgi.file_wrapper"] = FileWrapper
+    seen: list[tuple[str, list[tuple[str, str]]]] = []
+    body = app(env, lambda status, hs, exc=None: seen.append((status, list(hs))))
+    try:
+        data = b"".join(body)
+    finally:
+        getattr(body, "close", lambda: None)()
+    return seen[-1][0], seen[-1][1], data
+
+
+def urls(app: Flask, spec: BuildSpec, result: str) -> list[tuple[str, str, dict[str, str]]]:
+    name = spec.download_filename()
+    style = re.search(r'href="([^"]*style\.css\?v=[^"]*)"', call(app, result)[2].decode())
+    assert style, "the result page links a versioned style sheet"
+    kinds = [result + "record", result + "proof", result + "buildinfo", result + "sbom.cdx.json",
+             result + name + ".gz", "/tlog/latest", "/tlog/tile/8/0/000", "/tlog/tile/8/data/000",
+             style.group(1)]
+    out: list[tuple[str, str, dict[str, str]]] = []
+    for method in ("GET", "HEAD"):
+        out += [(method, u, {}) for u in kinds]
+        for enc in ("gzip", "identity", "gzip;q=0", "br, gzip;q=0.5"):  # the binary's gzip negotiation
+            out.append((method, result + name, {"Accept-Encoding": enc}))
+    return out
+
+
+def test_fast_path_answers_like_flask(built: tuple[Flask, BuildSpec, str]) -> None:
+    app, spec, result = built
+    fast = app.wsgi_app
+    assert isinstance(fast, FastPath)
+    flask_only = fast.app
+    checked = 0
+    for method, url, headers in urls(app, spec, result):
+        want = call(flask_only, url, method, headers)
+        assert want[0] == "200 OK", (url, want[0])
+        first = call(fast, url, method, headers)  # fills the cache
+        kept = len(fast)
+        again = call(fast, url, method, headers)  # from the cache
+        assert len(fast) == kept > 0, url
+        assert first == want == again, (method, url, headers)
+        checked += 1
+    assert checked == 26
+
+
+def test_kept_answers_are_served_without_flask(built: tuple[Flask, BuildSpec, str]) -> None:
+    app, spec, result = built
+    fast = app.wsgi_app
+    assert isinstance(fast, FastPath)
+    url = result + "record"
+    want = call(fast, url)
+    inner, fast.app = fast.app, lambda env, sr: pytest.fail(f"Flask asked for {env['PATH_INFO']}")
+    try:
+        assert call(fast, url) == want
+        assert call(fast, result + spec.download_filename() + ".gz")[0] == "200 OK"
+    finally:
+        fast.app = inner
+
+
+def test_what_changes_or_depends_on_more_goes_to_flask(built: tuple[Flask, BuildSpec, str]) -> None:
+    app, spec, result = built
+    fast = app.wsgi_app
+    assert isinstance(fast, FastPath)
+    gz = result + spec.download_filename() + ".gz"
+    etag = dict(call(fast, gz)[1])["ETag"]
+    asked: list[str] = []
+    inner = fast.app
+
+    def counting(env: Any, sr: Any) -> Any:
+        asked.append(env["PATH_INFO"])
+        return inner(env, sr)
+
+    fast.app = counting
+    try:
+        assert call(fast, gz, headers={"If-None-Match": etag})[0] == "304 NOT MODIFIED"
+        assert call(fast, gz, headers={"Range": "bytes=0-3"})[0] == "206 PARTIAL CONTENT"
+        bad = result.replace(result.rstrip("/").rsplit("/", 1)[1], "0" * 43 + "=")
+        for _ in range(2):
+            assert call(fast, bad + "record")[0].startswith("404")
+            assert call(fast, "/tlog/tile/8/0/001")[0].startswith("404")  # beyond the log
+            assert call(fast, "/tlog/tile/8/0/001.p/5")[0] == "200 OK"  # partial: changes as the log grows
+        assert len(asked) == 8
+        head = call(fast, "/tlog/latest")
+        assert call(fast, "/tlog/latest") == head
+        with app.app_context():
+            fake = BuildSpec("example.com/synthetic/grown", "v1.0.0", "/", "linux", "amd64", GOVERSION)
+            services().tlog.append(Record(fake, 2_000_000, sum_from_digest(b"\1" * 32)).pack())
+        grown = call(fast, "/tlog/latest")
+        assert grown != head and grown == call(fast, "/tlog/latest") == call(inner, "/tlog/latest")
+    finally:
+        fast.app = inner

@@ -6,6 +6,7 @@ from flask import Response, request, send_file
 
 from ..spec import BuildSpec
 from ..store import Result, Store
+from . import accel
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -30,16 +31,19 @@ def binary(store: Store, result: Result, spec: BuildSpec, gz: bool) -> Response:
     """
     name = spec.download_filename()
     if gz:
-        resp = send_file(store.blob_path(result.binary_gz), mimetype="application/gzip",
+        path = store.blob_path(result.binary_gz)
+        resp = send_file(path, mimetype="application/gzip",
                          as_attachment=True, download_name=name + ".gz", conditional=True, etag=result.binary_gz)
     elif accepts_gzip():
-        resp = send_file(store.blob_path(result.binary_gz), mimetype="application/octet-stream",
+        path = store.blob_path(result.binary_gz)
+        resp = send_file(path, mimetype="application/octet-stream",
                          as_attachment=True, download_name=name, conditional=True, etag=result.binary_gz)
         resp.headers["Content-Encoding"] = "gzip"
     else:
-        resp = send_file(store.blob_path(result.binary), mimetype="application/octet-stream",
+        path = store.blob_path(result.binary)
+        resp = send_file(path, mimetype="application/octet-stream",
                          as_attachment=True, download_name=name, conditional=True, etag=result.binary)
     if not gz:
         resp.headers["Vary"] = "Accept-Encoding"
     resp.headers["Cache-Control"] = IMMUTABLE
-    return resp
+    return accel.redirect(resp, path)  # behind nginx, when configured: nginx sends the file

@@ -10,12 +10,12 @@ import base64
 import binascii
 import uuid
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from cyclonedx.model import HashAlgorithm, HashType, Property
-from cyclonedx.model.bom import Bom, BomMetaData
-from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.output.json import JsonV1Dot6
-from packageurl import PackageURL
+if TYPE_CHECKING:  # imported when an SBOM is made: the library is a few MiB the server rarely needs
+    from cyclonedx.model import HashType
+    from cyclonedx.model.component import Component
+    from packageurl import PackageURL
 
 from .buildinfo import BuildInfo, Module
 from .spec import BuildSpec
@@ -27,12 +27,14 @@ _SERIAL_NAMESPACE = uuid.UUID("6f1c3c1e-52a4-4f0e-9d0b-6d1b8a3f5e10")
 
 def _purl(path: str, version: str) -> PackageURL:
     """The package URL of a Go module (pkg:golang/<path>@<version>)."""
+    from packageurl import PackageURL
     namespace, _, name = path.rpartition("/")
     return PackageURL(type="golang", namespace=namespace or None, name=name, version=version)
 
 
 def _h1_hashes(sum_: str) -> list[HashType]:
     """go.sum's h1: is a SHA-256 (over the module's file names and their SHA-256s): that hash, as hex."""
+    from cyclonedx.model import HashAlgorithm, HashType
     if not sum_.startswith("h1:"):
         return []
     try:
@@ -44,6 +46,8 @@ def _h1_hashes(sum_: str) -> list[HashType]:
 
 def _module_component(mod: Module) -> Component:
     """A dependency; when replaced, the replacement is what was compiled in."""
+    from cyclonedx.model import Property
+    from cyclonedx.model.component import Component, ComponentType
     used = mod.replaced_by or mod
     props = [Property(name="gobuild:h1", value=used.sum)] if used.sum else []
     if mod.replaced_by:
@@ -55,6 +59,10 @@ def _module_component(mod: Module) -> Component:
 
 def make(spec: BuildSpec, result: Result, info: BuildInfo) -> str:
     """The CycloneDX 1.6 JSON document of one build."""
+    from cyclonedx.model import HashAlgorithm, HashType, Property
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
     main = Component(
         type=ComponentType.APPLICATION, name=spec.package, version=spec.version,
         purl=_purl(spec.module, spec.version), bom_ref=str(spec),

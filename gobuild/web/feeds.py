@@ -12,7 +12,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import feedgenerator
 from flask import Blueprint, Response, current_app, render_template, request
 
 from .. import module as modmod
@@ -80,6 +79,8 @@ def module_feed(module: str) -> Response:
 def _feed(title: str, link: str, records: Iterator[Record]) -> Response:
     store = services().store
     base = request.host_url.rstrip("/")
+    import feedgenerator  # a few MiB, imported by the first feed request
+
     feed = feedgenerator.Atom1Feed(title=title, link=link, description=title, feed_url=request.base_url)
     for record in records:
         spec = record.spec

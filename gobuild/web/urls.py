@@ -9,6 +9,7 @@ Flask): `gobuild get` and the verifiers build another instance's URLs with it to
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +17,8 @@ from enum import StrEnum
 from ..errors import GobuildError, HTTPProblem
 from ..module import InvalidPath, check_import_path, check_path
 from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, is_sum
+
+_BAD_CHARS = re.compile("[\x00-\x1f\x7f\ufffd]")  # control characters, undecodable bytes (one C scan)
 
 
 class Page(StrEnum):
@@ -90,7 +93,7 @@ def check_text(path: str) -> None:
     """Refuse control characters, undecodable bytes and absurd lengths before parsing."""
     if len(path) > MAX_SPEC_LEN + 200:
         raise BadPath("URL path too long")
-    if "\ufffd" in path or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _BAD_CHARS.search(path):
         raise BadPath("URL path holds invalid UTF-8 or control characters")
 
 

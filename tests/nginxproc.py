@@ -37,7 +37,8 @@ def config(tmp: Path, port: int, upstream: str, data_dir: Path) -> str:
     server = (ROOT / "deploy" / "nginx.conf").read_text()
     for old, new in (("listen 80;", f"listen 127.0.0.1:{port};"),
                      ("server 127.0.0.1:8000;", f"server {upstream};"),
-                     ("/srv/gobuild/data/blobs/", f"{data_dir.resolve()}/blobs/")):
+                     ("/srv/gobuild/data/blobs/", f"{data_dir.resolve()}/blobs/"),
+                     ("/var/cache/nginx/gobuild", f"{tmp}/cache")):
         assert old in server, old
         server = server.replace(old, new)
     return MAIN.format(tmp=tmp, server=server)

@@ -95,13 +95,16 @@ class FastPath:
             self._drop(key)
             return None
         if entry.path is not None:
+            wrapper = environ.get("wsgi.file_wrapper")
+            if wrapper is None:  # a server without one: Flask reads the file itself
+                return None
             try:
                 f = open(entry.path, "rb")  # noqa: SIM115 - the server closes it after sending
             except OSError:  # evicted from the store: Flask decides what to answer now
                 self._drop(key)
                 return None
             start_response(entry.status, list(entry.headers))
-            return environ["wsgi.file_wrapper"](f, entry.blksize)  # type: ignore[no-any-return]
+            return wrapper(f, entry.blksize)  # type: ignore[no-any-return]
         start_response(entry.status, list(entry.headers))
         return [entry.body or b""]
 
@@ -117,7 +120,7 @@ class FastPath:
 
         def recording_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             seen.append((status, list(headers)))
-            return start_response(status, headers, exc_info)
+            return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
 
         result = self.app(environ, recording_start)
         if real_wrapper is not None:
@@ -125,6 +128,7 @@ class FastPath:
         if not seen or not seen[-1][0].startswith("200 "):
             return result
         status, headers = seen[-1]
+        headers = [(k, v) for k, v in headers if k.lower() != "date"]  # send_file's: the server adds a fresh one
         if any(k.lower() == "set-cookie" for k, _ in headers):
             return result
         cache = next((v for k, v in headers if k.lower() == "cache-control"), "")

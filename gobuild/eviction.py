@@ -106,6 +106,11 @@ class BinaryCache:
         """Before a download: make sure the binary is on disk (rebuilding it if evicted), mark it used."""
         if not self._present(result):
             result = self._rebuild(spec, result)
+        self.used(result)
+        return result
+
+    def used(self, result: Result) -> None:
+        """A download of result's binary (or .gz) starts: mark it the most recently used."""
         now = time.time()
         with contextlib.suppress(FileNotFoundError):  # evicted this instant: the next request rebuilds
             gz = self.store.blob_path(result.binary_gz)
@@ -114,7 +119,6 @@ class BinaryCache:
             if (entry := self._entries.get(result.spec)) is not None:
                 entry.used = now
         self._evict_if_over()
-        return result
 
     def _present(self, result: Result) -> bool:
         return self.store.blob_path(result.binary).exists() and self.store.blob_path(result.binary_gz).exists()

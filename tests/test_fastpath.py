@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,8 @@ def urls(app: Flask, spec: BuildSpec, result: str) -> list[tuple[str, str, dict[
         out += [(method, u, {}) for u in kinds]
         for enc in ("gzip", "identity", "gzip;q=0", "br, gzip;q=0.5"):  # the binary's gzip negotiation
             out.append((method, result + name, {"Accept-Encoding": enc}))
+        for accept in ("application/json", "application/json, text/html;q=0.5"):  # the result's JSON twin
+            out.append((method, result, {"Accept": accept}))
     return out
 
 
@@ -89,7 +92,7 @@ def test_fast_path_answers_like_flask(built: tuple[Flask, BuildSpec, str]) -> No
         assert len(fast) == kept > 0, url
         assert first == want == again, (method, url, headers)
         checked += 1
-    assert checked == 26
+    assert checked == 30
 
 
 def test_kept_answers_are_served_without_flask(built: tuple[Flask, BuildSpec, str]) -> None:
@@ -129,6 +132,12 @@ def test_what_changes_or_depends_on_more_goes_to_flask(built: tuple[Flask, Build
             assert call(fast, "/tlog/tile/8/0/001")[0].startswith("404")  # beyond the log
             assert call(fast, "/tlog/tile/8/0/001.p/5")[0] == "200 OK"  # partial: changes as the log grows
         assert len(asked) == 8
+        for _ in range(2):  # the JSON twin is kept; the HTML page of the same URL is not, nor served as JSON
+            assert dict(call(fast, result, headers={"Accept": "application/json;q=0.9"})[1])["Content-Type"] \
+                == "application/json"
+        for accept in ("text/html", "*/*", "application/json;q=0.1, text/html"):
+            assert dict(call(fast, result, headers={"Accept": accept})[1])["Content-Type"].startswith("text/html")
+        assert len(asked) == 8 + 1 + 3
         head = call(fast, "/tlog/latest")
         assert call(fast, "/tlog/latest") == head
         with app.app_context():
@@ -138,3 +147,47 @@ def test_what_changes_or_depends_on_more_goes_to_flask(built: tuple[Flask, Build
         assert grown != head and grown == call(fast, "/tlog/latest") == call(inner, "/tlog/latest")
     finally:
         fast.app = inner
+
+
+def _served_count(app: Flask, route: str) -> float:
+    with app.app_context():
+        value = services().metrics.registry.get_sample_value("gobuild_http_requests_total",
+                                                             {"route": route, "status": "200"})
+    return value or 0.0
+
+
+def test_kept_answers_count_in_the_metrics(built: tuple[Flask, BuildSpec, str]) -> None:
+    app, spec, result = built
+    fast = app.wsgi_app
+    urls_by_route = {"result": [result + "record", result + spec.download_filename() + ".gz"],
+                     "tlog": ["/tlog/tile/8/0/000", "/tlog/latest"]}
+    for route, paths in urls_by_route.items():
+        for path in paths:
+            call(fast, path)  # kept from here on
+            before = _served_count(app, route)
+            for _ in range(3):
+                assert call(fast, path)[0] == "200 OK"
+            assert _served_count(app, route) == before + 3, path
+
+
+def test_a_kept_download_marks_the_binary_used(built: tuple[Flask, BuildSpec, str]) -> None:
+    """Eviction's LRU reads when a binary was last downloaded from its gzip blob's atime."""
+    app, spec, result = built
+    fast = app.wsgi_app
+    with app.app_context():
+        s = services()
+        done = s.store.result(spec)
+        assert done is not None
+        gz = s.store.blob_path(done.binary_gz)
+    for path, headers in ((result + spec.download_filename() + ".gz", {}),
+                          (result + spec.download_filename(), {"Accept-Encoding": "gzip"}),
+                          (result + spec.download_filename(), {"Accept-Encoding": "identity"})):
+        call(fast, path, headers=headers)  # kept from here on
+        long_ago = 1_000_000_000
+        os.utime(gz, ns=(long_ago * 10**9, gz.stat().st_mtime_ns))
+        with app.app_context():
+            services().cache._entries[str(spec)].used = long_ago
+        assert call(fast, path, headers=headers)[0] == "200 OK"
+        assert gz.stat().st_atime > long_ago + 10**8, path
+        with app.app_context():
+            assert services().cache._entries[str(spec)].used > long_ago + 10**8, path

@@ -8,8 +8,10 @@ A file answer (a binary or its .gz, sent with wsgi.file_wrapper) is kept as its 
 per request. /tlog/latest is kept while the log has not grown (its size is one fstat).
 
 Requests with conditional or range headers always reach Flask, so 304s and ranges behave as
-before. Fast-path answers skip Flask's before/after-request hooks: they are downloads of stored
-bytes and start no build (rate limits and metrics that must count them need to wrap this layer).
+before. Fast-path answers skip Flask's hooks and views; what those do besides answering that must
+happen on every request (count it in the metrics, mark a download for the binary cache's LRU) they
+register with on_hit while Flask answers the first one, and each kept answer runs it again. Nothing
+else is skipped that matters: these are stored bytes, and they start no build (nothing to rate-limit).
 """
 
 from __future__ import annotations
@@ -33,7 +35,17 @@ LATEST = "/tlog/latest"
 BYPASS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE",
           "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_COOKIE")
 
-Key = tuple[str, str, str, str, str, str, str]
+ON_HIT = "gobuild.fastpath.on_hit"  # the environ key of a request's actions to run again per kept answer
+
+Key = tuple[str, str, str, str, str, str, str, str]
+Action = Callable[[], object]
+
+
+def on_hit(environ: dict[str, Any], action: Action) -> None:
+    """While Flask answers a request the fast path may keep: run action again for each kept answer."""
+    actions = environ.get(ON_HIT)
+    if actions is not None:
+        actions.append(action)
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class Entry:
     path: str | None
     blksize: int
     log_size: int  # for /tlog/latest: the log size it was signed at; -1 otherwise
+    actions: tuple[Action, ...]  # what Flask's hooks and view do per request besides answering (on_hit)
 
 
 class _Recorder:
@@ -81,7 +94,8 @@ class FastPath:
             return self.app(environ, start_response)
         key: Key = (method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""),
                     environ.get("HTTP_HOST", ""), environ.get("HTTP_ACCEPT", ""),
-                    environ.get("HTTP_ACCEPT_ENCODING", ""), environ.get("HTTP_HX_REQUEST", ""))
+                    environ.get("HTTP_ACCEPT_ENCODING", ""), environ.get("HTTP_HX_REQUEST", ""),
+                    environ.get("wsgi.url_scheme", ""))
         entry = self._entries.get(key)
         if entry is not None:
             served = self._serve(entry, key, environ, start_response)
@@ -103,10 +117,17 @@ class FastPath:
             except OSError:  # evicted from the store: Flask decides what to answer now
                 self._drop(key)
                 return None
+            self._hit(entry)
             start_response(entry.status, list(entry.headers))
             return wrapper(f, entry.blksize)  # type: ignore[no-any-return]
+        self._hit(entry)
         start_response(entry.status, list(entry.headers))
         return [entry.body or b""]
+
+    @staticmethod
+    def _hit(entry: Entry) -> None:
+        for action in entry.actions:
+            action()
 
     def _fill(self, key: Key, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Ask Flask, and keep the answer when it never changes."""
@@ -117,6 +138,8 @@ class FastPath:
         if recorder is not None:
             environ["wsgi.file_wrapper"] = recorder
         seen: list[tuple[str, list[tuple[str, str]]]] = []
+        actions: list[Action] = []
+        environ[ON_HIT] = actions
 
         def recording_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             seen.append((status, list(headers)))
@@ -138,12 +161,12 @@ class FastPath:
         if sent_file:
             assert recorder is not None
             if recorder.path is not None:
-                self._put(key, Entry(status, headers, None, recorder.path, recorder.blksize, -1))
+                self._put(key, Entry(status, headers, None, recorder.path, recorder.blksize, -1, tuple(actions)))
             return result
-        return self._keep_body(key, status, headers, result, log_size)
+        return self._keep_body(key, status, headers, result, log_size, tuple(actions))
 
     def _keep_body(self, key: Key, status: str, headers: list[tuple[str, str]], result: Iterable[bytes],
-                   log_size: int) -> Iterable[bytes]:
+                   log_size: int, actions: tuple[Action, ...]) -> Iterable[bytes]:
         """Read a small body whole (Flask's bodies here are lists of bytes) and keep it."""
         length = next((v for k, v in headers if k.lower() == "content-length"), "")
         if not length.isdigit() or int(length) > MAX_BODY:
@@ -156,7 +179,7 @@ class FastPath:
                 close()
         if key[0] == "GET" and len(body) != int(length):
             return [body]
-        self._put(key, Entry(status, headers, body, None, 0, log_size))
+        self._put(key, Entry(status, headers, body, None, 0, log_size, actions))
         return [body]
 
     def _put(self, key: Key, entry: Entry) -> None:

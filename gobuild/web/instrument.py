@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from . import urls
+from . import fastpath, urls
 from .current import services
 
 bp = Blueprint("instrument", __name__)
@@ -35,5 +35,8 @@ def route_class(endpoint: str | None, path: str) -> str:
 @bp.after_app_request
 def count(resp: Response) -> Response:
     """Count the request once its status is known (errors included: they pass through here too)."""
-    services().metrics.http_requests.labels(route_class(request.endpoint, request.path), str(resp.status_code)).inc()
+    counter = services().metrics.http_requests.labels(route_class(request.endpoint, request.path),
+                                                      str(resp.status_code))
+    counter.inc()
+    fastpath.on_hit(request.environ, counter.inc)  # a kept answer of this request counts too
     return resp

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from functools import partial
 
 from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
@@ -16,7 +17,7 @@ from ..module import InvalidPath, check_path, is_valid_path
 from ..spec import BuildSpec, Record, SpecError
 from ..states import BuildState, JobState
 from ..store import Failure, Result
-from . import admission, files, live, pages, resultfiles, urls
+from . import admission, fastpath, files, live, pages, resultfiles, urls
 from .current import services
 from .logview import fold
 from .urls import Page
@@ -317,6 +318,7 @@ def result_url(spec: BuildSpec, sum_: str, page: Page) -> str | Response | BaseR
     if page.startswith("legacy-"):
         return _redirect(urls.result_url(spec, sum_, Page(page.removeprefix("legacy-"))), 301)
     result = s.cache.serve(spec, result)  # rebuilt here if it was evicted
+    fastpath.on_hit(request.environ, partial(s.cache.used, result))  # a kept answer is a download too
     return files.binary(s.store, result, spec, gz=page.endswith(".gz"))
 
 

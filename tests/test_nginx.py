@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
+import http.client
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 import requests
 
 from gobuild.spec import BuildSpec
 from gobuild.targets import DEFAULT_TARGETS
 from tests.conftest import GOVERSION
 from tests.modproxy import ModuleProxy, _handler_for, hello_module
-from tests.nginxproc import NGINX, nginx
+from tests.nginxproc import nginx
 from tests.realserver import real_server
-
-pytestmark = pytest.mark.skipif(not shutil.which(NGINX), reason="Debian's nginx is not installed (tests/setup.sh)")
 
 HOP = {"date", "expires", "server", "connection", "keep-alive", "transfer-encoding"}  # expires: now + max-age
 
@@ -52,6 +49,17 @@ def answer(session: requests.Session, base: str, method: str, path: str,
     r = session.request(method, base + path, headers=headers, allow_redirects=False, timeout=60)
     kept = {k.lower(): v for k, v in r.headers.items() if k.lower() not in HOP}
     return r.status_code, kept, r.content
+
+
+def start_from(source: str, base: str, spec: BuildSpec) -> int:
+    """The Start button's POST for spec, sent from the loopback address source (a client other than nginx)."""
+    host, port = base.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0))
+    try:
+        conn.request("POST", spec.link() + "start", headers={"Content-Length": "0"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 def spec_of(s: str) -> BuildSpec:
@@ -104,12 +112,16 @@ def test_nginx_answers_like_the_server_and_sends_files_from_disk(tmp_path: Path,
             assert any(p.is_file() for p in (tmp_path / "nginx" / "cache").rglob("*"))  # immutable answers kept
 
 
-def test_nginx_streams_a_live_log_and_sets_the_client_address(tmp_path: Path, server_cache: Path) -> None:
+def test_nginx_streams_a_live_log_and_the_client_address_reaches_the_rate_limiter(
+        tmp_path: Path, server_cache: Path) -> None:
     spec = spec_of(f"example.com/slow@v1.0.0/linux-amd64-{GOVERSION}/")
     gate = threading.Event()
+    one_start_an_hour = {"windows": [3600], "ipv4_prefixes": [32], "ipv6_prefixes": [128],
+                         "recent": [[1]], "old": [[1]]}
     with ModuleProxy() as proxy, gated_proxy(proxy, "example.com/slow/@v/v1.0.0.zip", gate) as goproxy:
         proxy.add("example.com/slow", "v1.0.0", hello_module("example.com/slow", "v1.0.0"))
-        with real_server(tmp_path, goproxy, cache_dir=str(server_cache)) as app, \
+        with real_server(tmp_path, goproxy, cache_dir=str(server_cache), shutdown_timeout=1,
+                         trusted_proxies=["127.0.0.1"], rate_limits=one_start_an_hour) as app, \
                 nginx(tmp_path / "nginx", app.removeprefix("http://"), tmp_path / "data") as front:
             r = requests.get(front + spec.link() + "events", stream=True, timeout=60)
             assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/event-stream")
@@ -118,6 +130,12 @@ def test_nginx_streams_a_live_log_and_sets_the_client_address(tmp_path: Path, se
                 if line == "event: update":
                     break
             assert not gate.is_set()
+            # Each client gets its one start, counted by the address nginx passes on (X-Forwarded-For from
+            # a trusted proxy), not by nginx' own, which every client would share.
+            arm64, i386 = spec.with_(goarch="arm64"), spec.with_(goarch="386")
+            assert start_from("127.0.0.2", front, arm64) == 303
+            assert start_from("127.0.0.2", front, i386) == 429
+            assert start_from("127.0.0.3", front, i386) == 303
             gate.set()
             seen = []
             for line in lines:
@@ -126,26 +144,3 @@ def test_nginx_streams_a_live_log_and_sets_the_client_address(tmp_path: Path, se
                     break
             assert "data: Success" in [next(lines)] and "event: log" in seen
             r.close()
-
-    heard: list[str] = []
-
-    class Echo(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            heard.append(self.headers.get("X-Forwarded-For", ""))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    try:
-        with nginx(tmp_path / "nginx2", f"127.0.0.1:{upstream.server_address[1]}", tmp_path / "data") as front:
-            requests.get(front + "/x", headers={"X-Forwarded-For": "192.0.2.7"}, timeout=10)
-            requests.get(front + "/y", timeout=10)
-    finally:
-        upstream.shutdown()
-        upstream.server_close()
-    assert heard[-2:] == ["192.0.2.7, 127.0.0.1", "127.0.0.1"]

@@ -19,8 +19,8 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
-command -v dash >/dev/null 2>&1 || missing+=(dash)
-[ -x /usr/sbin/nginx ] || missing+=(nginx)  # tests/test_nginx.py: deploy/nginx.conf in front of the server  # the install one-liner's tests: the strictest common sh
+command -v dash >/dev/null 2>&1 || missing+=(dash)  # the install one-liner's tests: the strictest common sh
+[ -x /usr/sbin/nginx ] || missing+=(nginx)  # tests/test_nginx.py: deploy/nginx.conf in front of the server
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt=(); else apt=(sudo); fi
   "${apt[@]}" apt-get update -qq

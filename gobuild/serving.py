@@ -13,11 +13,12 @@ import time
 import types
 from typing import Any
 
+from . import sendfile
+
 CONNECTION_LIMIT = 2000  # open sockets; each is a small buffer, not a thread
 IDLE_TIMEOUT = 30  # seconds a keep-alive connection may sit idle
 HEADER_TIMEOUT = 20  # seconds from a request's first byte until it was read whole
 CLEANUP_INTERVAL = 5  # how often both are checked
-SEND_CHUNK = 256 * 1024  # bytes of a file answer read and offered to the socket at once
 
 
 def waitress_options(threads: int) -> dict[str, Any]:
@@ -51,11 +52,8 @@ def create_server(app: Any, host: str, port: int, threads: int, **overrides: Any
 
         request_started = 0.0
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            # waitress reads a file answer in chunks of the socket's initial send buffer (16 KiB):
-            # bigger chunks are fewer Python steps per download (the kernel takes what fits).
-            self.sendbuf_len = max(self.sendbuf_len, SEND_CHUNK)
+        def _flush_some(self, do_close: bool = True) -> bool:
+            return sendfile.flush_some(self, do_close)
 
         def received(self, data: bytes) -> bool:
             if self.request is None and data:

@@ -11,13 +11,13 @@ import ipaddress
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
-
-from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter
+from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError
+
+if TYPE_CHECKING:  # imported by the first build start a client makes: ~3 MiB a serving-only process never needs
+    from limits import RateLimitItem
+    from limits.strategies import FixedWindowRateLimiter
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -72,7 +72,7 @@ class RateLimiter:
     """Counts build starts per network; hit() refuses with the seconds until the client may try again."""
 
     def __init__(self, limits: Limits | None) -> None:
-        self._limiter = FixedWindowRateLimiter(MemoryStorage())
+        self._limiter: FixedWindowRateLimiter | None = None  # made by the first hit
         self._lock = threading.Lock()  # test-then-hit must not interleave
         self.configure(limits)
 
@@ -86,17 +86,20 @@ class RateLimiter:
         with self._lock:
             if self.limits is None:
                 return None
+            limiter = self._limiter = self._limiter or _new_limiter()
             checks = list(self._checks(self.limits, address, recent))
-            refused = [self._limiter.get_window_stats(item, *ids).reset_time
-                       for item, ids in checks if not self._limiter.test(item, *ids)]
+            refused = [limiter.get_window_stats(item, *ids).reset_time
+                       for item, ids in checks if not limiter.test(item, *ids)]
             if refused:
                 return max(1.0, max(refused) - time.time())
             for item, ids in checks:
-                self._limiter.hit(item, *ids)
+                limiter.hit(item, *ids)
             return None
 
     @staticmethod
     def _checks(limits: Limits, address: Address, recent: bool) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+        from limits import RateLimitItemPerSecond
+
         prefixes = limits.ipv4_prefixes if address.version == 4 else limits.ipv6_prefixes
         table = limits.recent if recent else limits.old
         kind = "recent" if recent else "old"
@@ -106,3 +109,11 @@ class RateLimiter:
                 network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
                 out.append((RateLimitItemPerSecond(amount, window), (kind, str(network))))
         return out
+
+
+def _new_limiter() -> FixedWindowRateLimiter:
+    """Counters in this process' memory."""
+    from limits.storage import MemoryStorage
+    from limits.strategies import FixedWindowRateLimiter
+
+    return FixedWindowRateLimiter(MemoryStorage())

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's gobuild, not an installed one
 
 
 def make_app(answers: dict[str, tuple[str, list[tuple[str, str]], bytes]]) -> Callable[..., Iterable[bytes]]:

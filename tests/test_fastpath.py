@@ -93,6 +93,23 @@ def test_fast_path_answers_like_flask(built: tuple[Flask, BuildSpec, str]) -> No
         assert first == want == again, (method, url, headers)
         checked += 1
     assert checked == 30
+    with app.app_context():
+        places = [(services().store.root / "blobs").resolve(), Path(app.static_folder or "/nonexistent").resolve()]
+    files = [Path(e.path).resolve() for e in fast._entries.values() if e.path is not None]
+    assert files and all(any(f.is_relative_to(place) for place in places) for f in files), files
+
+
+def test_paths_out_of_place_are_never_kept(built: tuple[Flask, BuildSpec, str]) -> None:
+    app, _, result = built
+    fast = app.wsgi_app
+    assert isinstance(fast, FastPath)
+    kept = set(fast._entries)
+    for path in ("/static/../../../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd", "/static/..%2fapp.py",
+                 result + "../../../../../etc/passwd", result + "..%2f..%2fconfig.json", "/tlog/tile/8/0/../../../x"):
+        for _ in range(2):
+            status, _, body = call(fast, path)
+            assert not status.startswith("200") and b"root:" not in body, path
+    assert set(fast._entries) == kept
 
 
 def test_kept_answers_are_served_without_flask(built: tuple[Flask, BuildSpec, str]) -> None:

@@ -1,11 +1,12 @@
 """Issue 16's table from one run: ours before the fast path (Flask only), standalone, behind nginx, bare waitress.
 
-    python bench/sidebyside.py [--seconds 5] [--runs 1] [--out bench/results.md]
+    python bench/sidebyside.py [--seconds 5] [--runs 1] [--original DIR] [--out bench/results.md]
 
 One hello build and a log of 300 records (synthetic ones appended like section 2). For each
 server mode, 4 wrk clients load each URL for --seconds; then memory: RSS at idle, the peak while
-32 clients download the binary, and RSS 10 s after. The original gobuild's figures are the ones
-measured earlier and quoted in issue 16 (not measured by this run). The bare waitress app
+32 clients download the binary, and RSS 10 s after. The original gobuild's figures measured earlier
+are quoted from issue 16; with --original (a checkout of its source) it is also built and measured
+in this run, on the same build, machine and load (bench/original.py). The bare waitress app
 (bench/bare.py) answers the same bytes and headers with no Flask: waitress' own ceiling.
 """
 
@@ -31,7 +32,7 @@ if __package__ in (None, ""):
 
 import requests
 
-from bench import load
+from bench import load, original
 from bench.common import (
     GOROOT,
     GOVERSION,
@@ -55,6 +56,7 @@ ORIGINAL = {"result page": 682.0, "binary": 159.0, "/tlog/lookup": 149.0, ".gz":
 ORIGINAL_RSS = {"idle": "18 MiB", "32 clients": "27 MiB"}
 SMALL = ("record", "/tlog/latest", "data tile", "full tile")  # targets: >= 80% of bare waitress
 SECTION = "## Side by side with the original (issue 16)"
+ORIGINAL_RUN = "original (this run)"
 AFTER_SECONDS = 10.0
 
 
@@ -101,14 +103,26 @@ def load_all(base: str, eps: list[tuple[str, str, dict[str, str]]], seconds: flo
     return out
 
 
-def memory(srv: Server, base: str, binary: str, seconds: float) -> dict[str, int]:
+def memory(pid: int, base: str, binary: str, seconds: float) -> dict[str, int]:
     time.sleep(IDLE_SECONDS)
-    idle = rss_kib(srv.pid)
-    with RssSampler(srv.pid) as s:
+    idle = rss_kib(pid)
+    with RssSampler(pid) as s:
         lr = load.run(base + binary, 32, seconds, {"Accept-Encoding": "identity"}, "wrk")
     assert lr.errors == 0, lr
     time.sleep(AFTER_SECONDS)
-    return {"idle": idle, "peak": s.max, "after": rss_kib(srv.pid), "rps32": int(lr.rps)}
+    return {"idle": idle, "peak": s.max, "after": rss_kib(pid), "rps32": int(lr.rps)}
+
+
+def measure_original(src: Path, work: Path, proxy: str, spec: BuildSpec, sum_: str,
+                     eps: list[tuple[str, str, dict[str, str]]], seconds: float,
+                     runs: int) -> tuple[dict[str, float], dict[str, int]]:
+    """The original gobuild on the same build: its req/s per endpoint and its memory."""
+    binary = original.build(src, work)
+    with original.running(binary, work, proxy) as (base, pid):
+        _, its_sum, status = fetch_binary(base, spec)
+        assert (status, its_sum) == (200, sum_), (status, its_sum, sum_)  # the same bytes as ours
+        log("the original gobuild")
+        return load_all(base, original.endpoints(eps), seconds, runs), memory(pid, base, eps[1][1], seconds)
 
 
 def in_process(data: Path, cache: Path, proxy: str, eps: list[tuple[str, str, dict[str, str]]]) -> list[str]:
@@ -191,7 +205,7 @@ def bare(work: Path, base: str, eps: list[tuple[str, str, dict[str, str]]], seco
         proc.wait(10)
 
 
-def run(seconds: float, runs: int) -> str:
+def run(seconds: float, runs: int, original_src: Path | None) -> str:
     work = Path(tempfile.mkdtemp(prefix="gobuild-sbs-"))
     try:
         with ModuleProxy() as proxy:
@@ -209,12 +223,15 @@ def run(seconds: float, runs: int) -> str:
                     tl.append(synthetic_record(i))
                     i += 1
             eps = endpoints(spec, sum_)
+            rps: dict[str, dict[str, float]] = {}
+            mem: dict[str, dict[str, int]] = {}
+            if original_src is not None:
+                rps[ORIGINAL_RUN], mem[ORIGINAL_RUN] = measure_original(original_src, work, proxy.url, spec, sum_,
+                                                                        eps, seconds, runs)
             log("in-process: Flask vs fast path")
             profile = in_process(srv.data_dir, srv.cache_dir, proxy.url, eps)
             modes = {"Flask only (before)": {"fast_path": False}, "ours standalone": {"fast_path": True},
                      "ours behind nginx": {"fast_path": True, "accel_redirect_prefix": "/_blobs/"}}
-            rps: dict[str, dict[str, float]] = {}
-            mem: dict[str, dict[str, int]] = {}
             for mode, values in modes.items():
                 log(mode)
                 configure(srv, **values)
@@ -223,7 +240,7 @@ def run(seconds: float, runs: int) -> str:
                     front = nginx_in_front(work, srv) if "nginx" in mode else nullcontext(srv.base)
                     with front as base:
                         rps[mode] = load_all(base, eps, seconds, runs)
-                        mem[mode] = memory(srv, base, eps[1][1], seconds)
+                        mem[mode] = memory(srv.pid, base, eps[1][1], seconds)
                         if mode == "ours standalone":
                             log("bare waitress")
                             rps["bare waitress"] = bare(work, base, eps, seconds, runs)
@@ -238,39 +255,52 @@ def report(rps: dict[str, dict[str, float]], mem: dict[str, dict[str, int]], pro
            seconds: float, runs: int) -> str:
     before, ours, nginx, bare_ = (rps["Flask only (before)"], rps["ours standalone"], rps["ours behind nginx"],
                                   rps["bare waitress"])
+    measured = rps.get(ORIGINAL_RUN, {})
+    against = "the original measured in this run" if measured else "the original's figures quoted from issue 16"
     lines = [SECTION, "",
-             f"`python bench/sidebyside.py --seconds {seconds:g} --runs {runs}`: wrk, 4 clients, {seconds:g} s per "
-             f"URL, best of {runs}; server, nginx and wrk share the 2 cores with whatever else runs (noisy: "
-             "compare columns of the same run). **original**: the original gobuild's figures *measured "
-             "earlier* and quoted from issue 16, not measured by this run. **bare waitress**: bench/bare.py, a "
-             "WSGI app with no Flask returning the same bytes and headers (waitress' own ceiling).", "",
-             "| endpoint (4 clients) | original (issue 16) | ours before (Flask only) | ours standalone "
-             "| ours/original | bare waitress | ours/bare | ours behind nginx | nginx/original |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"`python bench/sidebyside.py --seconds {seconds:g} --runs {runs}"
+             f"{' --original DIR' if measured else ''}`: wrk, 4 clients, {seconds:g} s per URL, best of {runs}; "
+             "the servers, nginx and wrk share the 2 cores with whatever else runs (noisy: compare columns of "
+             "the same run). **original (issue 16)**: figures *measured earlier*, quoted from the issue. "
+             + ("**original (this run)**: the original gobuild built from its source (bench/original.py) and "
+                "loaded in this run on the same binary; its log holds only that build, so its tiles are the "
+                "partial ones (`000.p/1`). " if measured else "")
+             + f"Ratios are against {against}. **bare waitress**: bench/bare.py, a WSGI app with no Flask "
+             "returning the same bytes and headers (waitress' own ceiling).", "",
+             "| endpoint (4 clients) | original (issue 16) | original (this run) | ours before (Flask only) "
+             "| ours standalone | ours/original | bare waitress | ours/bare | ours behind nginx | nginx/original |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for label in ours:
-        orig = ORIGINAL.get(label)
+        quoted = ORIGINAL.get(label)
+        orig = measured.get(label) if measured else quoted
         b = bare_.get(label)
         lines.append(
-            f"| {label} | {f'{orig:.0f}' if orig else ''} | {before[label]:.0f} | {ours[label]:.0f} | "
-            f"{f'{ours[label] / orig:.2f}x' if orig else ''} | {f'{b:.0f}' if b else ''} | "
-            f"{f'{ours[label] / b:.0%}' if b else ''} | {nginx[label]:.0f} | "
-            f"{f'{nginx[label] / orig:.2f}x' if orig else ''} |")
+            f"| {label} | {_num(quoted)} | {_num(measured.get(label))} | {before[label]:.0f} | {ours[label]:.0f} | "
+            f"{_ratio(ours[label], orig)} | {_num(b)} | {f'{ours[label] / b:.0%}' if b else ''} | "
+            f"{nginx[label]:.0f} | {_ratio(nginx[label], orig)} |")
 
-    def mib(kib: int) -> str:
-        return f"{kib / 1024:.0f} MiB"
+    def mib(mode: str, key: str) -> str:
+        return f"{mem[mode][key] / 1024:.0f} MiB" if mode in mem else ""
 
     for key, label in (("idle", "idle RSS"), ("peak", "RSS while 32 clients download"),
                        ("after", f"RSS {AFTER_SECONDS:g} s after")):
-        orig_ = ORIGINAL_RSS.get("idle" if key == "idle" else "32 clients", "") if key != "after" else ""
-        lines.append(f"| {label} | {orig_} | {mib(mem['Flask only (before)'][key])} | "
-                     f"{mib(mem['ours standalone'][key])} | | | | {mib(mem['ours behind nginx'][key])} "
-                     "(app only) | |")
-    lines += ["", "RSS: VmRSS of the gobuild process (behind nginx: without nginx' own processes); the peak is "
+        quoted_rss = ORIGINAL_RSS.get("idle" if key == "idle" else "32 clients", "") if key != "after" else ""
+        lines.append(f"| {label} | {quoted_rss} | {mib(ORIGINAL_RUN, key)} | {mib('Flask only (before)', key)} | "
+                     f"{mib('ours standalone', key)} | | | | {mib('ours behind nginx', key)} (app only) | |")
+    lines += ["", "RSS: VmRSS of the server process (behind nginx: without nginx' own processes); the peak is "
               "sampled every 20 ms while 32 wrk clients download the binary (identity) for "
               f"{seconds:g} s; idle is {IDLE_SECONDS:g} s after the last request.", "",
               "Where a small request's time goes, in one process without sockets (the rest of 1/(req/s) "
               "is waitress, the sockets and wrk on the same cores):", "", *profile]
     return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    return f"{value:.0f}" if value else ""
+
+
+def _ratio(ours: float, original: float | None) -> str:
+    return f"{ours / original:.2f}x" if original else ""
 
 
 def write(out: Path, section: str) -> None:
@@ -289,11 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0, help="load per URL and mode")
     p.add_argument("--runs", type=int, default=1, help="runs per URL and mode; the best is reported")
+    p.add_argument("--original", type=Path, help="a checkout of the original gobuild: build and measure it too")
     p.add_argument("--out", default=str(ROOT / "bench" / "results.md"), help="the results file to update")
     args = p.parse_args(argv)
     if not load.have_wrk() or not shutil.which("nginx"):
         p.error("needs Debian's wrk and nginx (tests/setup.sh installs nginx; apt-get install wrk)")
-    section = run(args.seconds, args.runs)
+    section = run(args.seconds, args.runs, args.original)
     print(section)
     write(Path(args.out), section)
     return 0

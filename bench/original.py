@@ -35,6 +35,8 @@ Environment:
 \t- GOTOOLCHAIN=local
 BuildGobin: false
 LogDir:
+SignerKeyFile: {dir}/signer.key
+VerifierKey: {vkey}
 """
 
 
@@ -57,8 +59,11 @@ def running(binary: Path, work: Path, proxy: str) -> Iterator[tuple[str, int]]:
     (home / "sdk").mkdir(parents=True, exist_ok=True)
     (home / "sdk" / GOVERSION).symlink_to(GOROOT)
     (home / "empty-path").mkdir(exist_ok=True)
+    keys = subprocess.run([str(binary), "genkey", "localhost"], capture_output=True, text=True, check=True)
+    found = dict(line.split(": ", 1) for line in (keys.stdout + keys.stderr).splitlines() if ": " in line)
+    (home / "signer.key").write_text(found["Signer key"].strip())  # without it the original serves no /tlog
     conf = home / "gobuild.conf"
-    conf.write_text(CONFIG.format(proxy=proxy, dir=home))
+    conf.write_text(CONFIG.format(proxy=proxy, dir=home, vkey=found["Verifier key"].strip()))
     port, admin = free_port(), free_port()
     env = {**os.environ, "PATH": str(home / "empty-path"), "HOME": str(home / "home")}
     with open(home / "server.log", "wb") as err:

@@ -57,12 +57,29 @@ class BuildObserver(Protocol):
     def build_ended(self, spec: BuildSpec, seconds: float, error: BaseException | None) -> None: ...
 
 
+class RemoteCompiler(Protocol):
+    """Compiles on other machines (gobuild.queue.BuildQueue): the candidate their upload stored."""
+
+    def build(self, spec: BuildSpec, out: BinaryIO) -> Result: ...
+
+
+class Unreproducible(BuildError):
+    """Two builds of one spec gave different sums."""
+
+    status = 409
+    code = "unreproducible"
+
+    def __init__(self, spec: BuildSpec, first: str, second: str) -> None:
+        super().__init__(f"{spec} was built as {first} and now as {second}: not reproducible")
+        self.spec, self.first, self.second = spec, first, second
+
+
 class Builder:
-    """Builds one spec: compile (or fetch from peers), verify with peers, log, publish."""
+    """Builds one spec: compile (here, on queue workers or fetched from peers), verify with peers, log, publish."""
 
     def __init__(self, settings: BuildSettings, store: Store, toolchains: Toolchains, cache_dir: Path,
                  tlog: RecordLog | None = None, verifier: Verifier | None = None, compile: bool = True,
-                 targets: Targets | None = None) -> None:
+                 targets: Targets | None = None, remote: RemoteCompiler | None = None) -> None:
         self.compiler = Compiler(settings, toolchains, gocmd.GoPaths(store.root, cache_dir))
         self.settings = settings
         self.store = store
@@ -72,6 +89,7 @@ class Builder:
         self.verifier = verifier
         self.compile = compile  # False: verify-only mode, binaries come from the verifiers
         self.targets = targets  # learns how often each target is built
+        self.remote = remote  # None: compile in this process
         self.locks = store.root / "locks"
         self.locks.mkdir(exist_ok=True)
         if not compile and not (verifier and verifier.peers):
@@ -115,7 +133,29 @@ class Builder:
                 raise PermanentFailure(failed.reason, failed.error)
             if (candidate := self.store.candidate(spec)) is not None:
                 return candidate
-            return self._build(spec, out)
+            if self.remote is None:
+                return self._build(spec, out)
+        try:  # not under the lock: the worker's upload takes it (accept_upload)
+            return self.remote.build(spec, out)
+        except CompileFailure as e:
+            raise self.store_failure(spec, e.reason, e.error, e.output) from e
+
+    def accept_upload(self, spec: BuildSpec, binary: Path, log: bytes) -> Result:
+        """Store a binary a queue worker built as spec's candidate, hashed here (its claims count for nothing).
+
+        A second build of a spec (its job was taken up again) must give the same sum: if it does not,
+        Unreproducible is raised and an unlogged candidate is dropped, so neither is logged.
+        """
+        sum_, size = digest_file(binary)
+        with self._lock(spec):
+            if (known := self.store.result(spec) or self.store.candidate(spec)) is not None:
+                if known.sum != sum_:
+                    if known.record_number is None:
+                        self.store.delete_candidate(spec)
+                    raise Unreproducible(spec, known.sum, sum_)
+                return known
+            with open(binary, "rb") as f:
+                return self._store_candidate(spec, f, sum_, size, log)
 
     def rebuild(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Compile a logged spec again (its binary was evicted): the new, unpublished result."""
@@ -172,15 +212,15 @@ class Builder:
         """Hash the binary and store it, its gzip and the log as blobs; keep it as a candidate."""
         sum_, size = digest_file(binary)
         note(out, f"\nbuilt {spec.exec_name}: {size} bytes, sum {sum_}\n")
+        out.flush()
         with open(binary, "rb") as f:
-            return self._store_candidate(spec, f, sum_, size, out)
+            return self._store_candidate(spec, f, sum_, size, Path(out.name).read_bytes())
 
-    def _store_candidate(self, spec: BuildSpec, binary: BinaryIO, sum_: str, size: int, out: BinaryIO) -> Result:
+    def _store_candidate(self, spec: BuildSpec, binary: BinaryIO, sum_: str, size: int, log: bytes) -> Result:
         bin_blob, _ = self.store.put_blob_file(binary)
         binary.seek(0)
         gz_blob, size_gz = self.store.put_blob_gzip(binary)
-        out.flush()
-        log_blob = self.store.put_blob(Path(out.name).read_bytes())
+        log_blob = self.store.put_blob(log)
         candidate = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, _now())
         self.store.put_candidate(candidate)
         return candidate
@@ -204,7 +244,8 @@ class Builder:
                                    f"its log says {record.sum} (size {record.size})")
                 note(out, f"fetched {spec.exec_name} from {first_peer.url}: {size} bytes, sum {sum_}\n")
                 binary.seek(0)
-                return self._store_candidate(spec, binary, sum_, size, out)
+                out.flush()
+                return self._store_candidate(spec, binary, sum_, size, Path(out.name).read_bytes())
 
 
 def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
@@ -278,8 +319,9 @@ class Coordinator:
     """
 
     def __init__(self, builder: Builder, max_builds: int, max_queued: int = 1000,
-                 observer: BuildObserver | None = None) -> None:
+                 observer: BuildObserver | None = None, admit: Callable[[], None] = lambda: None) -> None:
         self.builder = builder
+        self.admit = admit  # raises (a BuildError) when no new build can start now, e.g. the queue is down
         self.observer = observer
         self.closed = False  # shutting down: no new jobs
         self.max_builds = max_builds
@@ -307,6 +349,10 @@ class Coordinator:
         A verification request from a peer (non-empty chain) gets its own job: it must not wait
         on our verifiers, which may be waiting on that very peer.
         """
+        with self._cond:
+            if (job := self._jobs.get((spec, chain))) is not None:
+                return job
+        self.admit()  # outside the lock: it may wait on the network
         with self._cond:
             job = self._jobs.get((spec, chain))
             if job is None:

@@ -14,7 +14,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     """The gobuild web app for a configuration (defaults when None)."""
     from .. import logs
     from ..services import build_services
-    from . import admission, api, current, errors, feeds, install, instrument, site, tlogviews, views
+    from . import admission, api, current, errors, feeds, install, instrument, site, tlogviews, upload, views
 
     cfg = cfg or configmod.load()
     app = Flask("gobuild")  # templates/ and static/ beside this package's __init__, shipped as package data
@@ -30,6 +30,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     app.register_blueprint(admission.bp)
     app.register_blueprint(site.bp)
     app.register_blueprint(tlogviews.bp)
+    app.register_blueprint(upload.bp)
     app.register_blueprint(install.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(views.bp)

@@ -1,0 +1,122 @@
+"""The coordinator's upload endpoint and admin page against a real redis-server: who may upload what,
+the sum is the coordinator's own, two different sums for one spec are an alarm and nothing is logged;
+a worker limited to a Go version gets that version's builds and shows on the admin page."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from rq import Queue
+from rq.job import JobStatus
+
+from gobuild import queueproto
+from gobuild.spec import BuildSpec, sum_of
+from gobuild.web import create_app
+from gobuild.web.admin import create_admin_app
+from gobuild.web.current import services_of
+from tests.conftest import GOVERSION, make_config
+from tests.modproxy import ModuleProxy
+from tests.queuehelp import SECRET, redis_server, secret_file, start_worker, stop, wait_for_workers
+
+SPEC = BuildSpec("example.com/up", "v1.0.0", "/", "linux", "amd64", GOVERSION)
+JOB = queueproto.job_id(SPEC)
+
+
+@pytest.fixture(scope="module")
+def queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def app(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> Flask:
+    redis.Redis.from_url(queue).flushall()
+    return create_app(make_config(tmp_path / "data", modproxy, queue=queue,
+                                  queue_secret_file=str(secret_file(tmp_path)), queue_max_upload_mb=1))
+
+
+def start_job(app: Flask) -> None:
+    """The job of SPEC as RQ has it while a worker runs it (on a queue no worker takes from)."""
+    conn = services_of(app).queue.conn  # type: ignore[union-attr]
+    job = Queue("nobody", connection=conn).enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", job_id=JOB)
+    job.set_status(JobStatus.STARTED)
+
+
+def upload(client: FlaskClient, body: bytes, secret: str = SECRET, job: str = JOB, spec: str = str(SPEC)) -> object:
+    sig = queueproto.signature(secret.encode(), job, spec, hashlib.sha256(body).hexdigest())
+    return client.post(queueproto.UPLOAD_PATH + job, data=body,
+                       headers={queueproto.SIGNATURE_HEADER: sig, queueproto.SPEC_HEADER: spec})
+
+
+def test_only_signed_uploads_for_running_jobs_are_taken(app: Flask) -> None:
+    client = app.test_client()
+    r = client.post(queueproto.UPLOAD_PATH + JOB, data=b"binary")
+    assert r.status_code == 401
+    assert upload(client, b"binary").status_code == 409  # signed, but no such build runs
+    start_job(app)
+    assert upload(client, b"binary", secret="another-secret-of-enough-length").status_code == 403
+    r = client.post(queueproto.UPLOAD_PATH + JOB, data=b"binary", headers={
+        queueproto.SIGNATURE_HEADER: queueproto.signature(SECRET.encode(), JOB, str(SPEC),
+                                                          hashlib.sha256(b"other").hexdigest()),
+        queueproto.SPEC_HEADER: str(SPEC)})
+    assert r.status_code == 403  # the signature covers the body
+    assert upload(client, b"x" * (2 << 20)).status_code == 413
+    other = SPEC.with_(goarch="arm64")
+    assert upload(client, b"binary", spec=str(other)).status_code == 409  # the job is not this spec's
+    assert services_of(app).store.candidate(SPEC) is None
+
+
+def test_the_coordinator_hashes_what_it_received(app: Flask) -> None:
+    start_job(app)
+    r = upload(app.test_client(), b"the binary")
+    assert r.status_code == 200, r.get_data(as_text=True)  # type: ignore[attr-defined]
+    candidate = services_of(app).store.candidate(SPEC)
+    assert candidate is not None and candidate.sum == sum_of(b"the binary") == r.json["sum"]  # type: ignore[attr-defined]
+    assert services_of(app).store.read_blob(candidate.binary) == b"the binary"
+
+
+def test_two_different_sums_are_an_alarm_and_nothing_is_logged(app: Flask) -> None:
+    s = services_of(app)
+    client = app.test_client()
+    start_job(app)
+    assert upload(client, b"first build").status_code == 200
+    assert upload(client, b"first build").status_code == 200  # the same bytes again: fine
+    r = upload(client, b"second build")
+    assert r.status_code == 409 and b"not reproducible" in r.data  # type: ignore[attr-defined]
+    assert s.store.candidate(SPEC) is None and s.store.result(SPEC) is None and s.tlog.size() == 0
+    metrics = s.metrics.exposition().decode()
+    assert f'gobuild_reproducibility_alarms_total{{goarch="amd64",goos="linux",goversion="{GOVERSION}"}} 1.0' \
+        in metrics
+    page = create_admin_app(s).test_client().get("/").get_data(as_text=True)
+    assert "Reproducibility alarms" in page and sum_of(b"first build") in page and sum_of(b"second build") in page
+
+
+def test_a_worker_limited_to_a_go_version_gets_its_builds_and_shows_on_the_admin_page(
+        app: Flask, queue: str, tmp_path: Path, modproxy: ModuleProxy) -> None:
+    worker = start_worker(tmp_path, "limited", queue, modproxy.url, worker_goversions=[GOVERSION])
+    try:
+        wait_for_workers(queue, 1)
+        build_queue = services_of(app).queue
+        assert build_queue is not None
+        assert build_queue._queue_name(SPEC) == f"gobuild-{GOVERSION}"
+        assert build_queue._queue_name(SPEC.with_(goversion="go1.22.0")) == "gobuild"  # no worker of its own
+        page = create_admin_app(services_of(app)).test_client().get("/").get_data(as_text=True)
+        assert "Queue workers (1)" in page and f"gobuild-{GOVERSION}" in page and f".{worker.pid}<" in page
+    finally:
+        stop(worker)
+
+
+def test_a_worker_without_a_queue_is_refused_clearly(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text("{}")
+    out = subprocess.run([sys.executable, "-m", "gobuild", "worker", "--config", str(tmp_path / "c.json")],
+                         capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parent.parent),
+                                                              "PATH": "/usr/bin:/bin", "GOPROXY": "off"})
+    assert out.returncode == 2 and "a worker needs queue" in out.stderr and "Traceback" not in out.stderr

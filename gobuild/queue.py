@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 UNREACHABLE = ("the build queue is unreachable, so no new build can start now (built results are still "
                "served); try again in a minute")
 ACTIVE = {JobStatus.CREATED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
-FOLLOW_BLOCK_MS = 500  # a waiting coordinator looks at the job's status at least this often
+FOLLOW_BLOCK_MS = 250  # a waiting coordinator looks at the job's status at least this often
 RETRIES = 3  # times RQ takes a job up again after its worker died (or it raised)
 RESULT_TTL = 3600  # seconds RQ keeps an ended job for front doors still following it
 ROUTES_SECONDS = 5.0  # how long which Go versions have their own workers is remembered
@@ -84,14 +84,19 @@ class BuildQueue:
 
         Raises CompileFailure for a build that failed for good (the Builder stores it), BuildError else.
         """
+        def arrived() -> Result | None:
+            return self.store.result(spec) or self.store.candidate(spec)
+
         try:
             job = self._job(spec)
-            self._follow(job, out)
+            self._follow(job, out, lambda: arrived() is not None)
+            if (found := arrived()) is not None:  # the upload is in: no need to wait for RQ to mark the job
+                return found
             outcome = _outcome(job)
         except redis.RedisError as e:
             log.warning("build queue unreachable while building %s: %s", spec, e)
             raise TemporaryFailure(UNREACHABLE) from e
-        return self._arrived(spec, outcome)
+        raise self._error(spec, outcome)
 
     def log_of(self, spec: BuildSpec) -> bytes:
         """The live log of spec's job so far."""
@@ -106,7 +111,7 @@ class BuildQueue:
         job_id = queueproto.job_id(spec)
         with self.conn.lock(f"gobuild:enqueue:{job_id}", timeout=30, blocking_timeout=30):
             try:
-                job = RQJob.fetch(job_id, connection=self.conn)
+                job = RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
                 if job.get_status() in ACTIVE:
                     return job
                 job.delete()  # an ended job: this is a new build of the spec
@@ -114,7 +119,7 @@ class BuildQueue:
                 pass
             stream = LogStream(self.conn, queueproto.log_key(job_id))
             stream.delete()  # a new job's log starts at offset 0
-            queue = Queue(self._queue_name(spec), connection=self.conn)
+            queue = Queue(self._queue_name(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
             stream.append(f"queued for a worker (queue {queue.name})\n".encode())
             return queue.enqueue(queueproto.WORKER_FUNCTION, str(spec), self.upload_url, job_id=job_id,
                                  job_timeout=self.job_timeout, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
@@ -124,17 +129,20 @@ class BuildQueue:
         """The queue of the workers limited to spec's Go version if any runs, else the general queue."""
         when, routed = self._routes
         if time.monotonic() - when > ROUTES_SECONDS:
-            routed = {q for w in Worker.all(connection=self.conn) for q in w.queue_names()}
+            workers = Worker.all(connection=self.conn, serializer=queueproto.SERIALIZER)
+            routed = {q for w in workers for q in w.queue_names()}
             self._routes = (time.monotonic(), routed)
         name = queueproto.queue_for_goversion(spec.goversion)
         return name if name in routed else queueproto.GENERAL_QUEUE
 
-    def _follow(self, job: RQJob, out: BinaryIO) -> None:
-        """Copy the job's log stream into out until the job ends (out then holds the same bytes)."""
+    def _follow(self, job: RQJob, out: BinaryIO, uploaded: Callable[[], bool]) -> None:
+        """Copy the job's log stream into out until the job ends or its binary arrived (the upload's note
+        wakes the read); out then holds the same bytes as the stream."""
         stream = LogStream(self.conn, queueproto.log_key(job.id))
         after = "0-0"
         while True:
-            ended = _status(job) not in ACTIVE  # before reading: what the worker wrote before ending is read
+            # Before reading: what the worker wrote before ending is read.
+            ended = uploaded() or _status(job) not in ACTIVE
             data, after = stream.read(after, block_ms=None if ended else FOLLOW_BLOCK_MS)
             while data:
                 out.write(data)
@@ -143,24 +151,21 @@ class BuildQueue:
             if ended:
                 return
 
-    def _arrived(self, spec: BuildSpec, outcome: dict[str, Any]) -> Result:
-        """The stored candidate (or result) the worker's upload made, or the error its outcome says."""
+    def _error(self, spec: BuildSpec, outcome: dict[str, Any]) -> Exception:
+        """The error a job's outcome says (its upload never arrived: that would be a success)."""
         kind = outcome.get("outcome")
         if kind == "failure":
-            raise CompileFailure(str(outcome.get("reason", ""))[:200], str(outcome.get("error", ""))[:2000],
-                                 str(outcome.get("output", ""))[-MAX_OUTPUT:])
+            return CompileFailure(str(outcome.get("reason", ""))[:200], str(outcome.get("error", ""))[:2000],
+                                  str(outcome.get("output", ""))[-MAX_OUTPUT:])
         if kind == "error":
             error = ERRORS.get(str(outcome.get("code")), TemporaryFailure)
-            raise error(str(outcome.get("message", "the worker failed"))[:2000])
+            return error(str(outcome.get("message", "the worker failed"))[:2000])
         if kind == "uploaded":
-            found = self.store.result(spec) or self.store.candidate(spec)
-            if found is not None:
-                return found
             if any(a["spec"] == str(spec) for a in self.alarms()):
-                raise TemporaryFailure("two workers built different bytes for this build (a reproducibility "
-                                       "alarm): nothing was logged")
-            raise TemporaryFailure("the worker said it uploaded the binary, but it never arrived")
-        raise TemporaryFailure(str(outcome.get("message", "the worker gave no outcome"))[:2000])
+                return TemporaryFailure("two workers built different bytes for this build (a reproducibility "
+                                        "alarm): nothing was logged")
+            return TemporaryFailure("the worker said it uploaded the binary, but it never arrived")
+        return TemporaryFailure(str(outcome.get("message", "the worker gave no outcome"))[:2000])
 
     # Reproducibility alarms ---------------------------------------------------------------------
 
@@ -183,7 +188,7 @@ class BuildQueue:
     def started_spec(self, job_id: str) -> str | None:
         """The spec of a job a worker runs now, None if no such job runs (an upload for it is refused)."""
         try:
-            job = RQJob.fetch(job_id, connection=self.conn)
+            job = RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
         except NoSuchJobError:
             return None
         if job.get_status() != JobStatus.STARTED or not job.args:
@@ -193,7 +198,7 @@ class BuildQueue:
     def workers(self) -> list[WorkerView]:
         """The live workers and what each builds."""
         views = []
-        for w in Worker.all(connection=self.conn):
+        for w in Worker.all(connection=self.conn, serializer=queueproto.SERIALIZER):
             job = w.get_current_job()
             views.append(WorkerView(w.name, w.hostname or "", w.pid, str(w.get_state()), ",".join(w.queue_names()),
                                     str(job.args[0]) if job is not None and job.args else "",

@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from rq.serializers import JSONSerializer
+
 from .spec import BuildSpec
+
+# Job data and results in Redis are JSON, never pickle: nothing read from Redis is unpickled.
+SERIALIZER = JSONSerializer
 
 GENERAL_QUEUE = "gobuild"  # builds any Go version; workers limited to some versions take gobuild-<goversion>
 UPLOAD_PATH = "/_queue/upload/"  # + job id: where a worker posts the binary it built

@@ -52,7 +52,8 @@ def run(services: WorkerServices) -> None:
     _services = services
     names = [queueproto.queue_for_goversion(v) for v in services.goversions] or [queueproto.GENERAL_QUEUE]
     beat = services.heartbeat
-    worker = GobuildWorker([Queue(name, connection=services.conn) for name in names], connection=services.conn,
+    queues = [Queue(name, connection=services.conn, serializer=queueproto.SERIALIZER) for name in names]
+    worker = GobuildWorker(queues, connection=services.conn, serializer=queueproto.SERIALIZER,
                            name=f"{socket.gethostname()}.{os.getpid()}", job_monitoring_interval=beat,
                            worker_ttl=beat + 15, maintenance_interval=beat)  # idle: looks for dead jobs every beat
     log.info("worker %s takes builds from %s", worker.name, ", ".join(names))

@@ -46,7 +46,8 @@ def app(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> Flask:
 def start_job(app: Flask) -> None:
     """The job of SPEC as RQ has it while a worker runs it (on a queue no worker takes from)."""
     conn = services_of(app).queue.conn  # type: ignore[union-attr]
-    job = Queue("nobody", connection=conn).enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", job_id=JOB)
+    nobody = Queue("nobody", connection=conn, serializer=queueproto.SERIALIZER)
+    job = nobody.enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", job_id=JOB)
     job.set_status(JobStatus.STARTED)
 
 

@@ -28,6 +28,7 @@ from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 MODULES = [f"example.com/q{i}" for i in range(1, 7)]
 OTHERS = ["example.com/many", "example.com/killed", "example.com/live", "example.com/down"]
+REPLACED = "example.com/replaced"  # go install refuses a module whose go.mod has replace directives
 TIMEOUT = 600
 RETAKE_BOUND = 30.0  # seconds from a worker's death to another worker taking its job (heartbeat 1 s)
 
@@ -48,11 +49,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with ModuleProxy() as proxy, redis_server(tmp) as queue:
         for path in MODULES + OTHERS:
             proxy.add(path, "v1.0.0", hello_module(path, "v1.0.0", f"hello from {path}"))
+        proxy.add(REPLACED, "v1.0.0", {
+            "go.mod": f"module {REPLACED}\n\ngo 1.22\n\nreplace example.com/other => ./other\n",
+            "main.go": "package main\n\nfunc main() {}\n"})
         workers = [start_worker(tmp, f"worker{i}", queue, proxy.url) for i in (1, 2)]
         try:
             wait_for_workers(queue, 2)
             with real_server(tmp, proxy.url, queue=queue, queue_secret_file=str(secret_file(tmp)),
-                             queue_heartbeat_seconds=1, max_waiting=20) as base:
+                             queue_heartbeat_seconds=1, max_waiting=20, rate_limits=False) as base:
                 yield Cluster(proxy, queue, base, tmp, workers, redis.Redis.from_url(queue))
         finally:
             for w in workers:
@@ -124,20 +128,36 @@ def test_six_specs_built_through_the_queue_match_local_builds(cluster: Cluster, 
     assert all(len(builders_of(job_log(cluster, spec))) == 1 for spec in specs)
 
 
+def test_a_worker_s_build_failure_is_stored_by_the_coordinator(cluster: Cluster) -> None:
+    spec = spec_of(REPLACED)
+    r = requests.get(cluster.base + download_path(spec), timeout=TIMEOUT)
+    assert r.status_code == 422 and "go.mod has replace directives" in r.text, r.text
+    page = requests.get(cluster.base + spec.link(), timeout=60).text
+    assert "go.mod has replace directives" in page and "Retry" in page  # stored: the page offers Retry
+
+
 def test_twenty_concurrent_requests_on_two_front_doors_make_one_job(cluster: Cluster) -> None:
     spec = spec_of("example.com/many")
     second = cluster.tmp / "second-door"
     second.mkdir()
     with real_server(second, cluster.proxy.url, data_dir=str(cluster.tmp / "data"), queue=cluster.queue,
-                     queue_secret_file=str(secret_file(cluster.tmp)), max_waiting=20) as other:
+                     queue_secret_file=str(secret_file(cluster.tmp)), max_waiting=20, rate_limits=False) as other:
         sums: list[str] = []
-        doors = [cluster.base, other] * 10
-        threads = [threading.Thread(target=lambda b=b: sums.append(coordinator_sum(b, spec))) for b in doors]
+        errors: list[str] = []
+
+        def request(base: str) -> None:
+            r = requests.get(base + download_path(spec), allow_redirects=False, timeout=TIMEOUT)
+            if r.status_code in (302, 303, 307):
+                sums.append(sum_from(r.headers["Location"]))
+            else:
+                errors.append(f"{base}: {r.status_code} {r.text.strip()}")
+
+        threads = [threading.Thread(target=request, args=(b,)) for b in [cluster.base, other] * 10]
         for t in threads:
             t.start()
         for t in threads:
             t.join(TIMEOUT)
-    assert len(sums) == 20 and len(set(sums)) == 1
+    assert not errors and len(sums) == 20 and len(set(sums)) == 1, errors
     log = job_log(cluster, spec)
     assert log.count("queued for a worker") == 1, log
     assert len(builders_of(log)) == 1, log

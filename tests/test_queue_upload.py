@@ -1,6 +1,7 @@
 """The coordinator's upload endpoint and admin page against a real redis-server: who may upload what,
 the sum is the coordinator's own, two different sums for one spec are an alarm and nothing is logged;
-a worker limited to a Go version gets that version's builds and shows on the admin page."""
+a worker limited to a Go version gets that version's builds and shows on the admin page; the log
+stream's byte offsets; the queue's config errors."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from flask.testing import FlaskClient
 from rq import Queue
 from rq.job import JobStatus
 
+from gobuild import config as configmod
 from gobuild import queueproto
+from gobuild.logstream import LogStream
+from gobuild.services import build_services
 from gobuild.spec import BuildSpec, sum_of
 from gobuild.web import create_app
 from gobuild.web.admin import create_admin_app
@@ -121,3 +125,38 @@ def test_a_worker_without_a_queue_is_refused_clearly(tmp_path: Path) -> None:
                          capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parent.parent),
                                                               "PATH": "/usr/bin:/bin", "GOPROXY": "off"})
     assert out.returncode == 2 and "a worker needs queue" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_log_stream_resumes_at_any_byte_whoever_appends(queue: str) -> None:
+    conn = redis.Redis.from_url(queue)
+    first, second = LogStream(conn, "gobuild:log:t"), LogStream(conn, "gobuild:log:t")  # e.g. two workers
+    first.delete()
+    assert first.append(b"worker A builds it\n") == 19
+    assert second.append(b"worker B builds it\n") == 38
+    assert first.whole() == b"worker A builds it\nworker B builds it\n"
+    data, last = first.read("0-19")  # an SSE reader that had the first 19 bytes (Last-Event-ID: 19)
+    assert data == b"worker B builds it\n" and last == "0-38"
+    assert first.read(last) == (b"", last)
+    big = bytes(range(256)) * 1024  # more than one entry
+    assert second.append(big) == 38 + len(big) and first.whole()[38:] == big
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"queue": "http://127.0.0.1:6379"}, "must be a redis://"),
+    ({"queue": "redis://127.0.0.1:6379/0"}, "needs queue_secret_file"),
+    ({"queue": "redis://127.0.0.1:6379/0", "queue_secret_file": "/nonexistent/secret"}, "queue_secret_file"),
+    ({"queue_heartbeat_seconds": 0}, "queue_heartbeat_seconds"),
+    ({"worker_goversions": ("1.26",)}, "worker_goversions"),
+])
+def test_queue_config_errors_are_one_line(tmp_path: Path, modproxy: ModuleProxy, changes: dict[str, object],
+                                          message: str) -> None:
+    with pytest.raises(configmod.ConfigError, match=message):
+        build_services(make_config(tmp_path / "data", modproxy, **changes))
+    assert not (tmp_path / "data").exists()  # checked before anything is created
+
+
+def test_a_short_secret_is_refused(tmp_path: Path, modproxy: ModuleProxy) -> None:
+    (tmp_path / "secret").write_text("short\n")
+    with pytest.raises(configmod.ConfigError, match="at least 16 characters"):
+        build_services(make_config(tmp_path / "data", modproxy, queue="redis://127.0.0.1:1/0",
+                                   queue_secret_file=str(tmp_path / "secret")))

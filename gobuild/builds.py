@@ -319,9 +319,11 @@ class Coordinator:
     """
 
     def __init__(self, builder: Builder, max_builds: int, max_queued: int = 1000,
-                 observer: BuildObserver | None = None, admit: Callable[[], None] = lambda: None) -> None:
+                 observer: BuildObserver | None = None, admit: Callable[[], None] = lambda: None,
+                 remote_position: Callable[[BuildSpec], int] = lambda spec: 0) -> None:
         self.builder = builder
         self.admit = admit  # raises (a BuildError) when no new build can start now, e.g. the queue is down
+        self.remote_position = remote_position  # a running job's place in the build queue (0: a worker has it)
         self.observer = observer
         self.closed = False  # shutting down: no new jobs
         self.max_builds = max_builds
@@ -417,12 +419,13 @@ class Coordinator:
             return None
 
     def queue_position(self, job: Job) -> int:
-        """0 while building, else 1 + the number of jobs queued before it."""
+        """0 while building, else 1 + the number of jobs queued before it (here, or on the build queue)."""
         with self._cond:
-            try:
+            if job in self._queue:
                 return self._queue.index(job) + 1
-            except ValueError:
+            if job.state != JobState.RUNNING:
                 return 0
+        return self.remote_position(job.spec)
 
     def _dispatch(self) -> None:
         """Start the jobs at the head of the queue while build slots are free (self._cond held)."""

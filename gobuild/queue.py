@@ -98,6 +98,15 @@ class BuildQueue:
             raise TemporaryFailure(UNREACHABLE) from e
         raise self._error(spec, outcome)
 
+    def position(self, spec: BuildSpec) -> int:
+        """1 + the jobs before spec's on its queue while no worker has it, else 0 (also when Redis is down)."""
+        try:
+            job = RQJob.fetch(queueproto.job_id(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
+            place = job.get_position()
+        except (NoSuchJobError, redis.RedisError):
+            return 0
+        return 0 if place is None else place + 1
+
     def log_of(self, spec: BuildSpec) -> bytes:
         """The live log of spec's job so far."""
         return LogStream(self.conn, queueproto.log_key(queueproto.job_id(spec))).whole()

@@ -160,3 +160,15 @@ def test_a_short_secret_is_refused(tmp_path: Path, modproxy: ModuleProxy) -> Non
     with pytest.raises(configmod.ConfigError, match="at least 16 characters"):
         build_services(make_config(tmp_path / "data", modproxy, queue="redis://127.0.0.1:1/0",
                                    queue_secret_file=str(tmp_path / "secret")))
+
+
+def test_a_build_waiting_for_a_worker_shows_its_place(app: Flask) -> None:
+    build_queue = services_of(app).queue
+    assert build_queue is not None
+    conn = build_queue.conn
+    waiting = Queue(queueproto.GENERAL_QUEUE, connection=conn, serializer=queueproto.SERIALIZER)  # no worker runs
+    other = SPEC.with_(goarch="arm64")
+    for spec in (other, SPEC):
+        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
+    assert build_queue.position(other) == 1 and build_queue.position(SPEC) == 2
+    assert build_queue.position(SPEC.with_(goarch="386")) == 0  # no such job

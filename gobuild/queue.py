@@ -28,7 +28,7 @@ from rq.results import Result as RQResult
 
 from . import queueproto
 from .compiler import CompileFailure
-from .failures import BuildError, NotFound, TemporaryFailure, UserError
+from .failures import BuildError, Busy, NotFound, TemporaryFailure, UserError
 from .logstream import LogStream
 from .spec import BuildSpec
 from .store import Result, Store
@@ -63,8 +63,9 @@ class BuildQueue:
     """Enqueues builds for queue workers and waits for them (Builder's remote compiler)."""
 
     def __init__(self, conn: redis.Redis, store: Store, upload_url: str, job_timeout: float,
-                 on_alarm: Callable[[BuildSpec], None] = lambda spec: None) -> None:
+                 on_alarm: Callable[[BuildSpec], None] = lambda spec: None, max_queued: int = 1000) -> None:
         self.conn = conn
+        self.max_queued = max_queued  # past it a new build is refused for now (Busy: 503, Retry-After)
         self.store = store
         self.upload_url = upload_url
         self.job_timeout = int(job_timeout)
@@ -72,12 +73,14 @@ class BuildQueue:
         self._routes: tuple[float, set[str]] = (0.0, set())
 
     def check_available(self) -> None:
-        """Raise TemporaryFailure (503) when Redis does not answer: a new build could not be queued."""
+        """Raise TemporaryFailure (503) when Redis does not answer, Busy when max_queued builds wait already."""
         try:
-            self.conn.ping()
+            waiting = sum(Queue(name, connection=self.conn).count for name in self._queues())
         except redis.RedisError as e:
             log.warning("build queue unreachable: %s", e)
             raise TemporaryFailure(UNREACHABLE) from e
+        if waiting >= self.max_queued:
+            raise Busy(f"{waiting} builds wait for a worker already, try again later", retry_after=60)
 
     def build(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Have a worker build spec (joining its job if one is queued or running); the candidate it uploaded.
@@ -134,15 +137,19 @@ class BuildQueue:
                                  job_timeout=self.job_timeout, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                                  retry=Retry(max=RETRIES), description=str(spec))
 
-    def _queue_name(self, spec: BuildSpec) -> str:
-        """The queue of the workers limited to spec's Go version if any runs, else the general queue."""
+    def _queues(self) -> set[str]:
+        """The queues live workers take from, and the general queue (remembered for ROUTES_SECONDS)."""
         when, routed = self._routes
         if time.monotonic() - when > ROUTES_SECONDS:
             workers = Worker.all(connection=self.conn, serializer=queueproto.SERIALIZER)
-            routed = {q for w in workers for q in w.queue_names()}
+            routed = {queueproto.GENERAL_QUEUE} | {q for w in workers for q in w.queue_names()}
             self._routes = (time.monotonic(), routed)
+        return routed
+
+    def _queue_name(self, spec: BuildSpec) -> str:
+        """The queue of the workers limited to spec's Go version if any runs, else the general queue."""
         name = queueproto.queue_for_goversion(spec.goversion)
-        return name if name in routed else queueproto.GENERAL_QUEUE
+        return name if name in self._queues() else queueproto.GENERAL_QUEUE
 
     def _follow(self, job: RQJob, out: BinaryIO, uploaded: Callable[[], bool]) -> None:
         """Copy the job's log stream into out until the job ends or its binary arrived (the upload's note

@@ -20,7 +20,9 @@ from rq.job import JobStatus
 
 from gobuild import config as configmod
 from gobuild import queueproto
+from gobuild.failures import Busy
 from gobuild.logstream import LogStream
+from gobuild.queue import BuildQueue
 from gobuild.services import build_services
 from gobuild.spec import BuildSpec, sum_of
 from gobuild.web import create_app
@@ -172,3 +174,16 @@ def test_a_build_waiting_for_a_worker_shows_its_place(app: Flask) -> None:
         waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
     assert build_queue.position(other) == 1 and build_queue.position(SPEC) == 2
     assert build_queue.position(SPEC.with_(goarch="386")) == 0  # no such job
+
+
+def test_past_max_queued_new_builds_are_refused_for_now(app: Flask) -> None:
+    s = services_of(app)
+    assert s.queue is not None
+    small = BuildQueue(s.queue.conn, s.store, "http://unused", 60, max_queued=2)
+    small.check_available()
+    waiting = Queue(queueproto.GENERAL_QUEUE, connection=small.conn, serializer=queueproto.SERIALIZER)
+    for arch in ("arm64", "386"):
+        spec = SPEC.with_(goarch=arch)
+        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
+    with pytest.raises(Busy, match="2 builds wait for a worker"):
+        small.check_available()

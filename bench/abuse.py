@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from bench.common import write_section  # noqa: E402
 from gobuild.spec import BuildSpec  # noqa: E402
 from tests.modproxy import ModuleProxy, hello_module  # noqa: E402
 
@@ -288,7 +289,7 @@ def main() -> int:
             wrong = stored_wrongly(work / "data", specs)
             report = render(results, wrong, sandboxed, args)
             print(report)
-            write_results(Path(args.out), report)
+            write_section(Path(args.out), SECTION, report)
     finally:
         if proc is not None:
             proc.terminate()
@@ -318,18 +319,6 @@ def render(results: list[tuple[str, dict[str, object], dict[str, object]]], wron
     lines += ["", f"Stored wrongly: {', '.join(wrong) if wrong else 'nothing'} (failures stored for builds "
               "that can succeed).", ""]
     return "\n".join(lines)
-
-
-def write_results(path: Path, report: str) -> None:
-    """Put the report into results.md, replacing the previous Abuse section (up to the next ## heading)."""
-    text = path.read_text() if path.exists() else ""
-    start = text.find(SECTION)
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + report + (text[end + 1:] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + report
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -326,3 +326,15 @@ def synthetic_record(i: int) -> bytes:
     """A valid log record for a made-up build number i."""
     spec = BuildSpec(f"example.com/synthetic/m{i}", "v1.0.0", "/", "linux", "amd64", GOVERSION)
     return Record(spec, 1_000_000 + i, sum_from_digest(hashlib.sha256(i.to_bytes(8, "big")).digest())).pack()
+
+
+def write_section(path: Path, section: str, report: str) -> None:
+    """Put a standalone benchmark's report into results.md in place of its previous section (to the next ##)."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find(section)
+    if start >= 0:
+        end = text.find("\n## ", start + len(section))
+        text = text[:start] + report + (text[end + 1:] if end >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + report
+    path.write_text(text)

@@ -6,11 +6,8 @@ import errno
 import gzip
 import hashlib
 import itertools
-import json
 import logging
 import os
-import re
-import shlex
 import tempfile
 import threading
 import time
@@ -24,58 +21,26 @@ from typing import BinaryIO, Protocol
 from filelock import FileLock
 
 from . import gocmd
+from .compiler import BuildSettings as BuildSettings
+from .compiler import CompileFailure, Compiler, note
+from .compiler import reproduce_command as reproduce_command
 from .durable import process_alive
 from .failures import (
-    UNCLASSIFIED,
     BuildError,
     Busy,
-    NotFound,
     PermanentFailure,
     TemporaryFailure,
-    UserError,
-    classify,
     failure_message,
-    is_temporary,
 )
-from .goproxy import redacted
-from .packages import Package, Target, main_packages, scan
-from .phases import Phase, count_compiles, marker
-from .spec import BuildSpec, GoVersion, Record, sum_from_digest
+from .phases import Phase, marker
+from .spec import BuildSpec, Record, sum_from_digest
 from .states import JobState
 from .store import Failure, Result, Store, digest_file
 from .targets import Targets
-from .toolchains import Toolchain, Toolchains
+from .toolchains import Toolchains
 from .verify import PeerMismatch, Peers, Verification
 
 log = logging.getLogger(__name__)
-
-MIN_GO_MINOR = 16  # the first Go whose `go install` takes pkg@version
-COMMANDS_CACHE_SIZE = 1024  # module versions whose command lists are kept
-
-
-@dataclass(frozen=True)
-class BuildSettings:
-    """What a build needs to know from the configuration."""
-
-    goproxy: str  # GOPROXY for go commands, 'direct' already dropped
-    environment: tuple[str, ...] = ()
-    build_timeout: float = 900.0
-    prepare_timeout: float = 300.0
-    sandbox: gocmd.Sandbox | None = None  # None: go runs unisolated, as the server's user
-
-
-def reproduce_command(spec: BuildSpec, goproxy: str) -> str:
-    """The shell command that builds the same bytes without gobuild (the environment of gocmd).
-
-    Every word is shell-quoted, and a password in the proxy URL is shown as xxxxx.
-    """
-    ld = "-buildid= -s" if spec.stripped else "-buildid="
-    env = {"GO111MODULE": "on", "GOPROXY": redacted(goproxy), "CGO_ENABLED": "0", "GOOS": spec.goos,
-           "GOARCH": spec.goarch, "GOTOOLCHAIN": spec.goversion, **gocmd.version_environment(spec.goversion)}
-    words = [f"{k}={shlex.quote(v)}" for k, v in env.items()]
-    words += ["go", "install", "-trimpath", f"-ldflags='{ld}'", "--",
-              shlex.quote(f"{spec.package}@{spec.version}")]
-    return " ".join(words)
 
 
 class RecordLog(Protocol):
@@ -93,25 +58,41 @@ class BuildObserver(Protocol):
     def build_ended(self, spec: BuildSpec, seconds: float, error: BaseException | None) -> None: ...
 
 
+class RemoteCompiler(Protocol):
+    """Compiles on other machines (gobuild.queue.BuildQueue): the candidate their upload stored."""
+
+    def build(self, spec: BuildSpec, out: BinaryIO) -> Result: ...
+
+
+class Unreproducible(BuildError):
+    """Two builds of one spec gave different sums."""
+
+    status = 409
+    code = "unreproducible"
+
+    def __init__(self, spec: BuildSpec, first: str, second: str) -> None:
+        super().__init__(f"{spec} was built as {first} and now as {second}: not reproducible")
+        self.spec, self.first, self.second = spec, first, second
+
+
 class Builder:
-    """Builds one spec: compile (or fetch from peers), verify with peers, log, publish."""
+    """Builds one spec: compile (here, on queue workers or fetched from peers), verify with peers, log, publish."""
 
     def __init__(self, settings: BuildSettings, store: Store, toolchains: Toolchains, cache_dir: Path,
                  tlog: RecordLog | None = None, verifier: Peers | None = None, compile: bool = True,
-                 targets: Targets | None = None) -> None:
+                 targets: Targets | None = None, remote: RemoteCompiler | None = None) -> None:
+        self.compiler = Compiler(settings, toolchains, gocmd.GoPaths(store.root, cache_dir))
         self.settings = settings
         self.store = store
         self.toolchains = toolchains
-        self.paths = gocmd.GoPaths(store.root, cache_dir)
-        self.go = gocmd.GoRunner(self.paths, settings.goproxy, settings.environment, settings.sandbox)
+        self.paths = self.compiler.paths
         self.tlog = tlog
         self.verifier = verifier
         self.compile = compile  # False: verify-only mode, binaries come from the verifiers
         self.targets = targets  # learns how often each target is built
+        self.remote = remote  # None: compile in this process
         self.locks = store.root / "locks"
         self.locks.mkdir(exist_ok=True)
-        self._commands: dict[tuple[str, ...], tuple[str, ...]] = {}  # module page answers, without a go run
-        self._commands_lock = threading.Lock()
         if not compile and not (verifier and verifier.peers):
             raise ValueError("an instance that does not build needs verifiers")
 
@@ -140,9 +121,9 @@ class Builder:
             if candidate.record_number is not None:  # another process published it meanwhile
                 return candidate
             if verification is not None:
-                _note(out, marker(Phase.VERIFYING, f"{len(verification.futures)} for their sum"))
+                note(out, marker(Phase.VERIFYING, f"{len(verification.futures)} for their sum"))
                 verification.check(Record(spec, candidate.size, candidate.sum))
-                _note(out, marker(Phase.LOGGING))
+                note(out, marker(Phase.LOGGING))
         return self._publish(spec, candidate)
 
     def _candidate(self, spec: BuildSpec, out: BinaryIO) -> Result:
@@ -154,7 +135,29 @@ class Builder:
                 raise PermanentFailure(failed.reason, failed.error)
             if (candidate := self.store.candidate(spec)) is not None:
                 return candidate
-            return self._build(spec, out)
+            if self.remote is None:
+                return self._build(spec, out)
+        try:  # not under the lock: the worker's upload takes it (accept_upload)
+            return self.remote.build(spec, out)
+        except CompileFailure as e:
+            raise self.store_failure(spec, e.reason, e.error, e.output) from e
+
+    def accept_upload(self, spec: BuildSpec, binary: Path, log: bytes) -> Result:
+        """Store a binary a queue worker built as spec's candidate, hashed here (its claims count for nothing).
+
+        A second build of a spec (its job was taken up again) must give the same sum: if it does not,
+        Unreproducible is raised and an unlogged candidate is dropped, so neither is logged.
+        """
+        sum_, size = digest_file(binary)
+        with self._lock(spec):
+            if (known := self.store.result(spec) or self.store.candidate(spec)) is not None:
+                if known.sum != sum_:
+                    if known.record_number is None:
+                        self.store.delete_candidate(spec)
+                    raise Unreproducible(spec, known.sum, sum_)
+                return known
+            with open(binary, "rb") as f:
+                return self._store_candidate(spec, f, sum_, size, log)
 
     def rebuild(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Compile a logged spec again (its binary was evicted): the new, unpublished result."""
@@ -188,112 +191,19 @@ class Builder:
         return result
 
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
-        """Download, check and compile spec with its toolchain; store the result as a candidate."""
-        if GoVersion.parse(spec.goversion).minor < MIN_GO_MINOR:
-            raise UserError(f"{spec.goversion} cannot build a command at a module version "
-                            f"(`go install pkg@version` needs go1.{MIN_GO_MINOR} or newer)")
-        if spec.goversion not in self.toolchains.installed():
-            _note(out, marker(Phase.INSTALLING_GO, spec.goversion))
-        toolchain = self.toolchains.get(spec.goversion)
-        self.toolchains.check_target(spec.goversion, spec.goos, spec.goarch)
+        """Compile spec here; store the result as a candidate, a permanent failure as a failure."""
         with gocmd.command_home(self.paths, "build") as home:
-            _note(out, marker(Phase.DOWNLOADING, f"{spec.module}@{spec.version}"))
             try:
-                moddir = self.download_module(toolchain, home, spec.module, spec.version, out)
-            except _Unbuildable as e:
-                raise self._store_failure(spec, e.reason, "go mod download failed", e.output) from e
-            check_main_package(spec, moddir)
-            binary = self._compile(spec, toolchain, home, moddir, out)
+                binary = self.compiler.compile(spec, home, out)
+            except CompileFailure as e:
+                raise self.store_failure(spec, e.reason, e.error, e.output) from e
             return self._store(spec, binary, out)
 
-    def download_module(self, toolchain: Toolchain, home: Path, module: str, version: str,
-                        out: BinaryIO | None = None) -> Path:
-        """Fetch module@version into the shared module cache; return its source directory."""
-        args = ["mod", "download", "-json", "--", f"{module}@{version}"]
-        _note(out, f"$ go mod download -json -- {module}@{version}\n")
-        try:
-            output = self.go.run(toolchain.goroot, args, home, self.settings.prepare_timeout,
-                                 goversion=toolchain.goversion, network=True, modcache="rw")
-        except gocmd.GoTimeout as e:
-            raise TemporaryFailure(f"downloading {module}@{version}: timed out") from e
-        except gocmd.GoCommandError as e:
-            if _out_of_resources(e):
-                raise TemporaryFailure(f"downloading {module}@{version}: {_last_line(e.output)}") from e
-            output = e.output  # still holds the JSON with the reason in its Error field
-        info = _parse_download_json(output)
-        if info.get("Error") or not info.get("Dir"):
-            raise _download_error(module, version, info.get("Error") or output)
-        return self.go.host_path(info["Dir"], home)
-
     def main_packages(self, module: str, version: str, goos: str = "linux", goarch: str = "amd64") -> list[str]:
-        """The dirs of module@version that are commands for goos/goarch, as the newest toolchain sees them."""
-        goversion = self.toolchains.latest()
-        key = (module, version, goos, goarch, goversion)
-        with self._commands_lock:
-            if (known := self._commands.get(key)) is not None:  # a module version never changes
-                return list(known)
-        toolchain = self.toolchains.get(goversion)
-        with gocmd.command_home(self.paths, "listpkgs") as home:
-            try:
-                moddir = self.download_module(toolchain, home, module, version)
-                found = main_packages(moddir, Target.of(goos, goarch, goversion))
-            except _Unbuildable as e:
-                raise UserError(f"{module}@{version} cannot be built ({e.reason}): {_last_line(e.output)}") from e
-        with self._commands_lock:
-            if len(self._commands) >= COMMANDS_CACHE_SIZE:
-                self._commands.pop(next(iter(self._commands)))
-            self._commands[key] = tuple(found)
-        return found
+        """The dirs of module@version that are commands for goos/goarch (Compiler.main_packages)."""
+        return self.compiler.main_packages(module, version, goos, goarch)
 
-    def _compile(self, spec: BuildSpec, toolchain: Toolchain, home: Path, moddir: Path, out: BinaryIO) -> Path:
-        """Run go install; return the path of the binary it wrote."""
-        ld = "-ldflags=-buildid= -s" if spec.stripped else "-ldflags=-buildid="
-        pkg = f"{spec.package}@{spec.version}"
-        target = (spec.goos, spec.goarch)
-        _note(out, f"$ {reproduce_command(spec, self.settings.goproxy)}\n")
-        try:
-            # Download what the compile needs (dependencies), compiling nothing, and count the packages
-            # to compile (those not in the build cache): the compile itself then runs without network
-            # (in the sandbox), the module cache read-only.
-            planned = self.go.run(toolchain.goroot, ["install", "-n", "-trimpath", ld, "--", pkg], home,
-                                  self.settings.prepare_timeout, goversion=toolchain.goversion, target=target,
-                                  network=True, modcache="rw")
-            _note(out, marker(Phase.COMPILING, f"{count_compiles(planned)} packages"))
-            self._install(toolchain, home, ["-x", "-v", "-trimpath", ld, "--", pkg], target, out)
-        except gocmd.GoTimeout as e:
-            raise TemporaryFailure(f"build timed out after {self.settings.build_timeout:g}s") from e
-        except gocmd.GoCommandError as e:
-            if is_temporary(e.output) or _out_of_resources(e):
-                raise TemporaryFailure(f"build failed, temporary: {_last_line(e.output)}") from e
-            reason = classify(e.output)
-            if reason == "build constraint excludes all go files" and _target_package(spec, moddir).cgo_names:
-                reason = "cgo"
-            raise self._store_failure(spec, reason, str(e), e.output) from e
-        bindir = home / "go" / "bin"
-        for candidate in (bindir / f"{spec.goos}_{spec.goarch}" / spec.exec_name, bindir / spec.exec_name):
-            if candidate.is_file():
-                return candidate
-        raise TemporaryFailure(f"go install succeeded but wrote no {spec.exec_name}")
-
-    def _install(self, toolchain: Toolchain, home: Path, args: list[str], target: tuple[str, str],
-                 out: BinaryIO) -> None:
-        """go install args, offline; once more rebuilding everything (-a) if the build cache was broken."""
-        def install(extra: list[str]) -> None:
-            self.go.run(toolchain.goroot, ["install", *extra, *args], home, self.settings.build_timeout,
-                        goversion=toolchain.goversion, target=target, network=False, modcache="ro", log=out)
-
-        try:
-            install([])
-        except gocmd.GoCommandError as e:
-            if isinstance(e, gocmd.GoTimeout) or not _BROKEN_CACHE.search(e.output):
-                raise
-            log.warning("go's build cache returned a package without its file; building all again: %s",
-                        _BROKEN_CACHE.search(e.output))
-            _note(out, "\nthe build cache returned a package without its file: building everything again (-a)\n")
-            _note(out, marker(Phase.COMPILING))
-            install(["-a"])  # the same bytes: -a only skips the cache
-
-    def _store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
+    def store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
         message = failure_message(reason, output, error)
         logblob = self.store.put_blob(f"{error}\n\n{output}".encode())
         self.store.put_failure(Failure(str(spec), reason, message, logblob, _now()))
@@ -301,25 +211,25 @@ class Builder:
 
     def _store(self, spec: BuildSpec, binary: Path, out: BinaryIO) -> Result:
         """Hash the binary and store it, its gzip and the log as blobs; keep it as a candidate."""
-        _note(out, "\n" + marker(Phase.HASHING))
+        note(out, "\n" + marker(Phase.HASHING))
         sum_, size = digest_file(binary)
-        _note(out, f"built {spec.exec_name}: {size} bytes, sum {sum_}\n")
+        note(out, f"built {spec.exec_name}: {size} bytes, sum {sum_}\n")
+        out.flush()
         with open(binary, "rb") as f:
-            return self._store_candidate(spec, f, sum_, size, out)
+            return self._store_candidate(spec, f, sum_, size, Path(out.name).read_bytes())
 
-    def _store_candidate(self, spec: BuildSpec, binary: BinaryIO, sum_: str, size: int, out: BinaryIO) -> Result:
+    def _store_candidate(self, spec: BuildSpec, binary: BinaryIO, sum_: str, size: int, log: bytes) -> Result:
         bin_blob, _ = self.store.put_blob_file(binary)
         binary.seek(0)
         gz_blob, size_gz = self.store.put_blob_gzip(binary)
-        out.flush()
-        log_blob = self.store.put_blob(Path(out.name).read_bytes())
+        log_blob = self.store.put_blob(log)
         candidate = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, _now())
         self.store.put_candidate(candidate)
         return candidate
 
     def _from_peers(self, spec: BuildSpec, verification: Verification, out: BinaryIO) -> Result:
         """Verify-only mode: accept a build only when all verifiers agree, and take their binary."""
-        _note(out, marker(Phase.VERIFYING, f"{len(verification.futures)} to build {spec}"))
+        note(out, marker(Phase.VERIFYING, f"{len(verification.futures)} to build {spec}"))
         records = verification.records()
         first_peer, record = next(iter(records.items()))
         verification.check(record)  # every peer must have logged exactly this record
@@ -334,9 +244,10 @@ class Builder:
                 if (sum_, size) != (record.sum, record.size):
                     raise PeerMismatch(f"binary from {first_peer.url} has sum {sum_} (size {size}), "
                                    f"its log says {record.sum} (size {record.size})")
-                _note(out, f"fetched {spec.exec_name} from {first_peer.url}: {size} bytes, sum {sum_}\n")
+                note(out, f"fetched {spec.exec_name} from {first_peer.url}: {size} bytes, sum {sum_}\n")
                 binary.seek(0)
-                return self._store_candidate(spec, binary, sum_, size, out)
+                out.flush()
+                return self._store_candidate(spec, binary, sum_, size, Path(out.name).read_bytes())
 
 
 def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
@@ -354,87 +265,7 @@ def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
     return sum_from_digest(h.digest()), size
 
 
-def check_main_package(spec: BuildSpec, moddir: Path) -> None:
-    """Refuse to build what would not give a binary: a missing or non-main package."""
-    pkg = _target_package(spec, moddir)
-    if not pkg.has_go:
-        raise NotFound(f"package {spec.package} does not exist in {spec.module}@{spec.version}")
-    if pkg.names and not pkg.is_command and not pkg.invalid:  # else let go say why (constraints, cgo)
-        raise UserError(f"package main does not exist for {spec.goos}/{spec.goarch}, building would not result "
-                        f"in executable binary (package {', '.join(sorted(pkg.names))})")
-
-
-def _target_package(spec: BuildSpec, moddir: Path) -> Package:
-    """The package in spec's directory as go/build sees it for spec's target and Go version."""
-    return scan(moddir / spec.dir.lstrip("/"), Target.of(spec.goos, spec.goarch, spec.goversion))
-
-
-def _parse_download_json(output: str) -> dict[str, str]:
-    """The JSON object `go mod download -json` prints (possibly after other lines)."""
-    start = output.find("{")
-    try:
-        obj = json.loads(output[start:]) if start >= 0 else {}
-    except json.JSONDecodeError:
-        obj = {}
-    return obj if isinstance(obj, dict) else {}
-
-
-class _Unbuildable(Exception):
-    """The module downloaded, but the go command says it can never build (e.g. needs a newer Go)."""
-
-    def __init__(self, reason: str, output: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.output = output
-
-
-# What go says of a module zip that can never be valid, whichever proxy serves it (x/mod/zip's checks).
-_INVALID_ZIP = ("zip: not a valid zip file", "multiple entries for file", "module contents too large",
-                "module source tree too large", "zip: unsupported compression algorithm", "zip: checksum error",
-                "malformed file path", "case-insensitive file name collision", "zip: FileHeader.Extra too long")
-
-
-# go's build cache handed back a package whose compiled file was missing (seen with a cache shared
-# by sandboxed and unsandboxed go commands): the module is not at fault.
-_BROKEN_CACHE = re.compile(r"could not import \S+ \(open : no such file or directory\)")
-
-
-def _download_error(module: str, version: str, text: str) -> Exception:
-    """Tell a module or version that does not exist from a proxy that failed."""
-    text = text.strip()
-    if (reason := classify(text)) != UNCLASSIFIED:
-        return _Unbuildable(reason, text)
-    if any(s in text for s in _INVALID_ZIP):
-        return _Unbuildable("invalid module zip", text)
-    if is_temporary(text):
-        return TemporaryFailure(f"downloading {module}@{version}: {_last_line(text)}")
-    if any(s in text for s in ("404 Not Found", "410 Gone", "unknown revision", "invalid version", "not found")):
-        return NotFound(f"downloading {module}@{version}: {_last_line(text)}")
-    if "malformed module path" in text or "invalid" in text:
-        return UserError(f"downloading {module}@{version}: {_last_line(text)}")
-    return TemporaryFailure(f"downloading {module}@{version}: {_last_line(text)}")
-
-
-# A machine out of disk, memory or processes, or a command killed from outside: not the module's fault.
-_RESOURCES = ("no space left on device", "disk quota exceeded", "cannot allocate memory", "out of memory",
-              "signal: killed", "too many open files", "resource temporarily unavailable", "file too large")
 _RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EAGAIN)
-
-
-def _out_of_resources(e: gocmd.GoCommandError) -> bool:
-    """Whether a go command failed for want of resources or was killed by a signal."""
-    return e.returncode < 0 or any(s in e.output.lower() for s in _RESOURCES)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
-
-
-def _note(out: BinaryIO | None, text: str) -> None:
-    if out is not None:
-        out.write(text.encode())
-        out.flush()
 
 
 def _now() -> str:
@@ -490,8 +321,11 @@ class Coordinator:
     """
 
     def __init__(self, builder: Builder, max_builds: int, max_queued: int = 1000,
-                 observer: BuildObserver | None = None) -> None:
+                 observer: BuildObserver | None = None, admit: Callable[[], None] = lambda: None,
+                 remote_position: Callable[[BuildSpec], int] = lambda spec: 0) -> None:
         self.builder = builder
+        self.admit = admit  # raises (a BuildError) when no new build can start now, e.g. the queue is down
+        self.remote_position = remote_position  # a running job's place in the build queue (0: a worker has it)
         self.observer = observer
         self.closed = False  # shutting down: no new jobs
         self.max_builds = max_builds
@@ -519,6 +353,10 @@ class Coordinator:
         A verification request from a peer (non-empty chain) gets its own job: it must not wait
         on our verifiers, which may be waiting on that very peer.
         """
+        with self._cond:
+            if (job := self._jobs.get((spec, chain))) is not None:
+                return job
+        self.admit()  # outside the lock: it may wait on the network
         with self._cond:
             job = self._jobs.get((spec, chain))
             if job is None:
@@ -583,12 +421,13 @@ class Coordinator:
             return None
 
     def queue_position(self, job: Job) -> int:
-        """0 while building, else 1 + the number of jobs queued before it."""
+        """0 while building, else 1 + the number of jobs queued before it (here, or on the build queue)."""
         with self._cond:
-            try:
+            if job in self._queue:
                 return self._queue.index(job) + 1
-            except ValueError:
+            if job.state != JobState.RUNNING:
                 return 0
+        return self.remote_position(job.spec)
 
     def _dispatch(self) -> None:
         """Start the jobs at the head of the queue while build slots are free (self._cond held)."""

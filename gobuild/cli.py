@@ -39,6 +39,30 @@ def serve(config_file: str | None, listen: str | None) -> None:
     run_server(config_file, listen)
 
 
+@cli.command("worker")
+@click.option("--config", "config_file", metavar="FILE", required=True,
+              help="JSON config file with queue, queue_secret_file and this machine's toolchains and caches")
+def worker_cmd(config_file: str) -> None:
+    """Run the builds a coordinator queued (see queue in `gobuild config`) until SIGTERM."""
+    import logging
+
+    import redis
+
+    from . import services, worker
+
+    try:
+        cfg = configmod.load(config_file)
+        built = services.build_worker_services(cfg)
+    except configmod.ConfigError as e:
+        raise CommandError(str(e)) from e
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("rq").setLevel(logging.WARNING)  # it tells of every registry cleaning, each heartbeat
+    try:
+        worker.run(built)
+    except redis.RedisError as e:
+        raise CommandError(f"the build queue at {cfg.queue} is unreachable: {e}") from e
+
+
 def _tame_malloc() -> None:
     """Keep glibc from holding freed memory: few malloc arenas, and give free pages back when idle.
 

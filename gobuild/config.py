@@ -94,6 +94,23 @@ class Config:
     shutdown_timeout: float = _help("seconds SIGTERM lets running builds finish before killing them",
                                     default=60.0)
     log_format: str = _help("server log lines: text or json (one object per line)", default="text")
+    queue: str = _help(
+        "redis://host:port/db of a build queue (RQ on Redis): this server enqueues its builds there and "
+        "`gobuild worker --config FILE` processes on any machine run them; \"\": build in this process",
+        default="")
+    queue_secret_file: str = _help(
+        "file with the secret this server and its workers share (at least 16 characters): workers sign the "
+        "binaries they upload with it; required with queue", default="")
+    queue_upload_url: str = _help(
+        "the base URL workers reach this server at, e.g. http://coordinator.internal:8000; default "
+        "http://<listen>", default="")
+    queue_heartbeat_seconds: int = _help(
+        "a worker reports on its build this often; a build whose worker missed two reports is taken up "
+        "by another worker", default=5)
+    queue_max_upload_mb: int = _help("largest binary a worker may upload (MiB)", default=512)
+    worker_goversions: tuple[str, ...] = _help(
+        "gobuild worker: build only these Go versions (from their own queues); empty: any version",
+        default=())
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with some keys changed (validated like the file)."""
@@ -223,9 +240,27 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("config: module_prefixes entries must be module path prefixes")
     if not cfg.build and not cfg.verifiers:
         raise ConfigError("config: build is false (verify-only) but no verifiers are configured")
+    _validate_queue(cfg)
     if cfg.max_builds == 0:
         cfg = replace(cfg, max_builds=(os.cpu_count() or 1) + 1)
     return cfg
+
+
+def _validate_queue(cfg: Config) -> None:
+    """The queue keys: a Redis URL with its secret file, sane limits, Go versions."""
+    if cfg.queue and not cfg.queue.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"config: queue {cfg.queue!r} must be a redis://, rediss:// or unix:// URL")
+    if cfg.queue and not cfg.queue_secret_file:
+        raise ConfigError("config: queue needs queue_secret_file (the secret shared with the workers)")
+    if cfg.queue and not cfg.build:
+        raise ConfigError("config: queue and build false (verify-only) do not go together")
+    if cfg.queue_upload_url and not cfg.queue_upload_url.startswith(("http://", "https://")):
+        raise ConfigError("config: queue_upload_url must be an http:// or https:// URL")
+    if cfg.queue_heartbeat_seconds < 1 or cfg.queue_max_upload_mb < 1:
+        raise ConfigError("config: queue_heartbeat_seconds and queue_max_upload_mb must be >= 1")
+    for v in cfg.worker_goversions:
+        if not _is_goversion(v):
+            raise ConfigError(f"config: worker_goversions entry {v!r} is not a Go version like go1.26.8")
 
 
 def _bad_listen(listen: str) -> bool:

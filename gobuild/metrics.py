@@ -74,6 +74,9 @@ class Metrics:
                                          ("peer", *TARGET), registry=r)
         self.recompile_mismatches = Counter("gobuild_recompile_mismatches",
                                             "Rebuilds of evicted binaries that gave another sum", TARGET, registry=r)
+        self.reproducibility_alarms = Counter("gobuild_reproducibility_alarms",
+                                              "Queue builds of one spec that gave different sums (nothing logged)",
+                                              TARGET, registry=r)
         self.evictions = Counter("gobuild_cache_evictions", "Binaries removed from the cache", registry=r)
         self.cache_bytes = Gauge("gobuild_cache_bytes", "Bytes of binaries in the cache", registry=r)
         self.http_requests = Counter("gobuild_http_requests", "HTTP requests by route class and status",
@@ -97,6 +100,9 @@ class Metrics:
     def build_started(self, spec: BuildSpec, queued_seconds: float) -> None:
         self.builds_started.labels(*_target(spec)).inc()
         self.queue_seconds.observe(queued_seconds)
+
+    def reproducibility_alarm(self, spec: BuildSpec) -> None:
+        self.reproducibility_alarms.labels(*_target(spec)).inc()
 
     def build_ended(self, spec: BuildSpec, seconds: float, error: BaseException | None) -> None:
         self.build_seconds.observe(seconds)

@@ -13,14 +13,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from . import proxyauth
 from .builds import Builder, BuildSettings, Coordinator
 from .clients import BadClient, Network, parse_bad_clients, parse_networks
+from .compiler import Compiler
 from .config import Config, ConfigError
 from .eviction import BinaryCache
-from .gocmd import GoRunner, Sandbox, find_sandbox
+from .gocmd import GoPaths, GoRunner, Sandbox, find_sandbox
 from .goproxy import GoProxyClient, goproxy_for_go
 from .metrics import Metrics, TimedLog
+from .queue import BuildQueue
 from .ratelimit import RateLimiter, parse_limits
 from .spec import BuildSpec, Record, SpecError
 from .store import Store
@@ -37,6 +41,9 @@ from .web.urls import tlog_url
 log = logging.getLogger(__name__)
 
 POPULARITY_RECORDS = 1000  # newest log records counted per target at startup, as the original does
+QUEUE_IN_FLIGHT = 256  # builds a coordinator follows on its queue at once (a waiting thread each)
+QUEUE_SOCKET_TIMEOUT = 10.0  # seconds for one Redis command (a blocking read waits FOLLOW_BLOCK_MS)
+MIN_SECRET = 16  # characters of the shared queue secret
 
 
 @dataclass
@@ -61,6 +68,8 @@ class Services:
     limiter: RateLimiter  # build starts per client network
     trusted_proxies: tuple[Network, ...]  # whose X-Forwarded-For names the client
     bad_clients: tuple[BadClient, ...]
+    queue: BuildQueue | None = None  # None: builds run in this process
+    queue_secret: bytes = b""  # what workers sign their uploads with
 
     def reload(self, cfg: Config) -> None:
         """Take what can change without a restart from a new config: instance notes, limits, bad clients.
@@ -119,6 +128,19 @@ class Checked:
     limiter: RateLimiter
     trusted_proxies: tuple[Network, ...]
     bad_clients: tuple[BadClient, ...]
+    queue_secret: bytes  # b"" without a queue
+
+
+@dataclass(frozen=True)
+class WorkerServices:
+    """What `gobuild worker` needs: the compiler with this machine's toolchains and caches, the queue."""
+
+    compiler: Compiler
+    conn: redis.Redis
+    secret: bytes
+    targets: Targets
+    goversions: tuple[str, ...]  # the only Go versions it builds; () any
+    heartbeat: int
 
 
 def newest_records(tlog: TransparencyLog, count: int) -> Iterator[Record]:
@@ -161,7 +183,29 @@ def check(cfg: Config) -> Checked:
         log.warning("GOSUMDB=off: downloaded Go toolchains will not be verified")
     sandbox, sandbox_warning = _sandbox(cfg)
     return Checked(go_proxy, proxy, _local_toolchains(cfg.toolchains), toolchain_proxy if platform else None,
-                   platform, gosumdb, signer, peers, sandbox, sandbox_warning, limiter, trusted, bad_clients)
+                   platform, gosumdb, signer, peers, sandbox, sandbox_warning, limiter, trusted, bad_clients,
+                   _queue_secret(cfg))
+
+
+def _queue_secret(cfg: Config) -> bytes:
+    """The secret shared with the queue workers (b"" without a queue)."""
+    if not cfg.queue_secret_file:
+        return b""
+    try:
+        secret = Path(cfg.queue_secret_file).read_bytes().strip()
+    except OSError as e:
+        raise ConfigError(f"config: queue_secret_file: {e.strerror or e}") from e
+    if len(secret) < MIN_SECRET:
+        raise ConfigError(f"config: queue_secret_file must hold at least {MIN_SECRET} characters")
+    return secret
+
+
+def _redis(cfg: Config) -> redis.Redis:
+    """A connection pool to the queue's Redis (nothing is sent yet: a server that is down now may come back)."""
+    try:
+        return redis.Redis.from_url(cfg.queue, socket_timeout=QUEUE_SOCKET_TIMEOUT, socket_connect_timeout=2.0)
+    except ValueError as e:
+        raise ConfigError(f"config: queue: {e}") from e
 
 
 def _sandbox(cfg: Config) -> tuple[Sandbox | None, str]:
@@ -225,8 +269,12 @@ def build_services(cfg: Config) -> Services:
     environment = proxyauth.go_environment(cfg.goproxy_auth_file, cfg.environment)
     settings = BuildSettings(checked.go_proxy, environment, cfg.build_timeout, cfg.prepare_timeout,
                              checked.sandbox)
+    queue = None
+    if cfg.queue:
+        queue = BuildQueue(_redis(cfg), store, cfg.queue_upload_url or f"http://{cfg.listen}",
+                           cfg.build_timeout + 2 * cfg.prepare_timeout, on_alarm=metrics.reproducibility_alarm)
     builder = Builder(settings, store, toolchains, cfg.cache_path, TimedLog(tlog, metrics), verifier,
-                      compile=cfg.build, targets=targets)
+                      compile=cfg.build, targets=targets, remote=queue)
     cache = BinaryCache(store, builder, metrics, cfg.binary_cache_max_mb << 20,
                         cfg.binary_cache_max_age_hours * 3600, max_rebuilds=cfg.max_builds)
     if cache.max_age:
@@ -239,7 +287,9 @@ def build_services(cfg: Config) -> Services:
         targets=targets,
         proxy=checked.proxy,
         builder=builder,
-        coordinator=Coordinator(builder, cfg.max_builds),
+        coordinator=Coordinator(builder, QUEUE_IN_FLIGHT if queue else cfg.max_builds,
+                                admit=queue.check_available if queue else lambda: None,
+                                remote_position=queue.position if queue else lambda spec: 0),
         tlog=tlog,
         verifier=verifier,
         sandbox_warning=checked.sandbox_warning,
@@ -251,10 +301,29 @@ def build_services(cfg: Config) -> Services:
         limiter=checked.limiter,
         trusted_proxies=checked.trusted_proxies,
         bad_clients=checked.bad_clients,
+        queue=queue,
+        queue_secret=checked.queue_secret,
     )
     services.coordinator.observer = services
     _watch(services)
     return services
+
+
+def build_worker_services(cfg: Config) -> WorkerServices:
+    """Check the config, then set up what a queue worker needs (its data_dir holds only toolchains and temp files)."""
+    if not cfg.queue:
+        raise ConfigError("config: a worker needs queue (the coordinator's redis:// URL)")
+    checked = check(cfg)
+    targets = Targets()
+    toolchains = _toolchains(cfg, checked, targets)
+    for goversion in toolchains.installed():
+        toolchains.targets_for(goversion)  # the toolchain's ports join targets: specs for them parse
+    environment = proxyauth.go_environment(cfg.goproxy_auth_file, cfg.environment)
+    settings = BuildSettings(checked.go_proxy, environment, cfg.build_timeout, cfg.prepare_timeout,
+                             checked.sandbox)
+    compiler = Compiler(settings, toolchains, GoPaths(cfg.data_path, cfg.cache_path))
+    return WorkerServices(compiler, _redis(cfg), checked.queue_secret, targets, cfg.worker_goversions,
+                          cfg.queue_heartbeat_seconds)
 
 
 def _watch(s: Services) -> None:

@@ -14,13 +14,15 @@ if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
 fi
 
 # Playwright drives Debian's Chromium (never `playwright install`); builds run in Debian's
-# bubblewrap sandbox (bwrap), with setpriv and prlimit from util-linux; Debian's nginx runs in front in a test.
+# bubblewrap sandbox (bwrap), with setpriv and prlimit from util-linux; Debian's nginx runs in front in a test;
+# the queue tests start redis-server.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 && command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 command -v dash >/dev/null 2>&1 || missing+=(dash)  # the install one-liner's tests: the strictest common sh
 [ -x /usr/sbin/nginx ] || missing+=(nginx)  # tests/test_nginx.py: deploy/nginx.conf in front of the server
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)  # the queue tests start their own
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt=(); else apt=(sudo); fi
   "${apt[@]}" apt-get update -qq

@@ -143,9 +143,9 @@ def test_a_broken_build_cache_entry_is_built_again_without_the_cache(tmp_path: P
             raise gocmd.GoCommandError(["go", *args], 1, broken)
         return ""
 
-    monkeypatch.setattr(builder.go, "run", run)
+    monkeypatch.setattr(builder.compiler.go, "run", run)
     out = io.BytesIO()
-    builder._install(toolchain, tmp_path, ["-v", "--", "example.com/m@v1.0.0"], ("linux", "amd64"), out)
+    builder.compiler._install(toolchain, tmp_path, ["-v", "--", "example.com/m@v1.0.0"], ("linux", "amd64"), out)
     pkg = ["--", "example.com/m@v1.0.0"]
     assert calls == [["install", "-v", *pkg], ["install", "-a", "-v", *pkg]]
     assert b"building everything again (-a)" in out.getvalue()
@@ -153,5 +153,5 @@ def test_a_broken_build_cache_entry_is_built_again_without_the_cache(tmp_path: P
     calls.clear()
     broken = "main.go:3:8: undefined: x\n"
     with pytest.raises(gocmd.GoCommandError):
-        builder._install(toolchain, tmp_path, ["--", "example.com/m@v1.0.0"], ("linux", "amd64"), out)
+        builder.compiler._install(toolchain, tmp_path, ["--", "example.com/m@v1.0.0"], ("linux", "amd64"), out)
     assert len(calls) == 1

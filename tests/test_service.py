@@ -212,10 +212,10 @@ def test_module_page_follows_go_latest_and_build_constraints(client: FlaskClient
 
 def test_module_page_runs_go_once_per_version(client: FlaskClient, app: Flask,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    builder = app.extensions["gobuild"].builder
+    compiler = app.extensions["gobuild"].builder.compiler
     calls: list[str] = []
-    real = builder.download_module
-    monkeypatch.setattr(builder, "download_module", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
+    real = compiler.download_module
+    monkeypatch.setattr(compiler, "download_module", lambda *a, **kw: calls.append(a[2]) or real(*a, **kw))
     for _ in range(3):
         assert client.get("/example.com/tool/v2", headers={"User-Agent": "curl/8"}).status_code == 307
     assert calls == ["example.com/tool/v2"]

@@ -614,12 +614,13 @@ def test_past_the_stream_cap_pages_poll_and_the_site_stays_responsive(app: Flask
 
 
 class Hold:
-    """Holds the builds of one module in front of a builder step (a method) until released."""
+    """Holds the builds of one module in front of a step (a method of the builder or its compiler) until released."""
 
     def __init__(self, app: Flask, monkeypatch: pytest.MonkeyPatch, module: str, method: str) -> None:
         self.reached, self._go = threading.Event(), threading.Event()
         builder = svc(app).builder
-        real = getattr(builder, method)
+        owner = builder if hasattr(builder, method) else builder.compiler
+        real = getattr(owner, method)
 
         def held(*args: Any, **kw: Any) -> Any:
             if any(module in str(a) for a in args):
@@ -627,7 +628,7 @@ class Hold:
                 self._go.wait(60)
             return real(*args, **kw)
 
-        monkeypatch.setattr(builder, method, held)
+        monkeypatch.setattr(owner, method, held)
 
     def release(self) -> None:
         self._go.set()

@@ -30,6 +30,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
         site,
         steps,
         tlogviews,
+        upload,
         urls,
         views,
     )
@@ -53,6 +54,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     app.register_blueprint(site.bp)
     app.register_blueprint(steps.bp)
     app.register_blueprint(tlogviews.bp)
+    app.register_blueprint(upload.bp)
     app.register_blueprint(install.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(views.bp)

@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import redis
 from flask import Flask, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import Job
 from ..config import ConfigError
 from ..metrics import CONTENT_TYPE
+from ..queue import WorkerView
 from . import current
 from .current import services
 
@@ -74,11 +76,24 @@ def create_admin_app(services_: Services, reload: Callable[[], None] | None = No
     return app
 
 
+def _queue_state() -> tuple[list[WorkerView], list[dict[str, str]], str]:
+    """The queue's workers and reproducibility alarms, and why they are unknown ("" when known)."""
+    queue = services().queue
+    if queue is None:
+        return [], [], ""
+    try:
+        return queue.workers(), queue.alarms(), ""
+    except redis.RedisError as e:
+        return [], [], f"the build queue is unreachable: {e}"
+
+
 def _index(message: str) -> str:
     s = services()
     failures = s.store.failures()
+    workers, alarms, queue_error = _queue_state()
     return render_template(
-        "admin.html", message=message, jobs=s.coordinator.jobs(), since=_since,
+        "admin.html", message=message, jobs=s.coordinator.jobs(), since=_since, queue=s.config.queue,
+        workers=workers, alarms=alarms, queue_error=queue_error,
         failures=failures[:SHOWN_FAILURES], more=len(failures) > SHOWN_FAILURES, total_failures=len(failures),
         cache_mb=f"{s.cache.total / (1 << 20):.1f}", cap_mb=s.config.binary_cache_max_mb,
         max_age=s.config.binary_cache_max_age_hours, mismatches=s.cache.mismatches)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import module
-from ..builds import MIN_GO_MINOR
+from ..compiler import MIN_GO_MINOR
 from ..goproxy import GoProxyError
 from ..spec import BuildSpec, GoVersion, SpecError
 from . import urls

@@ -1,0 +1,44 @@
+"""What the coordinator and its queue workers agree on: job ids, queue and key names, the upload's signature."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from rq.serializers import JSONSerializer
+
+from .spec import BuildSpec
+
+# Job data and results in Redis are JSON, never pickle: nothing read from Redis is unpickled.
+SERIALIZER = JSONSerializer
+
+GENERAL_QUEUE = "gobuild"  # builds any Go version; workers limited to some versions take gobuild-<goversion>
+UPLOAD_PATH = "/_queue/upload/"  # + job id: where a worker posts the binary it built
+ALARMS_KEY = "gobuild:reproducibility-alarms"  # newest first, JSON objects
+WORKER_FUNCTION = "gobuild.worker.build_job"
+SIGNATURE_HEADER = "X-Gobuild-Signature"
+SPEC_HEADER = "X-Gobuild-Spec"
+
+
+def job_id(spec: BuildSpec) -> str:
+    """The RQ job id of spec's build, the same on every front door: requests for a spec share one job."""
+    return "gobuild-" + hashlib.sha256(str(spec).encode()).hexdigest()[:40]
+
+
+def log_key(job: str) -> str:
+    """The Redis stream holding the live log of a job."""
+    return f"gobuild:log:{job}"
+
+
+def queue_for_goversion(goversion: str) -> str:
+    """The queue of the workers limited to goversion."""
+    return f"{GENERAL_QUEUE}-{goversion}"
+
+
+def signature(secret: bytes, job: str, spec: str, digest: str) -> str:
+    """HMAC-SHA256 over the job, its spec and the sha256 (hex) of the uploaded body."""
+    return hmac.new(secret, f"{job}\n{spec}\n{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def signature_ok(secret: bytes, job: str, spec: str, digest: str, given: str) -> bool:
+    return hmac.compare_digest(signature(secret, job, spec, digest), given)

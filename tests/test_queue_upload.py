@@ -1,0 +1,189 @@
+"""The coordinator's upload endpoint and admin page against a real redis-server: who may upload what,
+the sum is the coordinator's own, two different sums for one spec are an alarm and nothing is logged;
+a worker limited to a Go version gets that version's builds and shows on the admin page; the log
+stream's byte offsets; the queue's config errors."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from rq import Queue
+from rq.job import JobStatus
+
+from gobuild import config as configmod
+from gobuild import queueproto
+from gobuild.failures import Busy
+from gobuild.logstream import LogStream
+from gobuild.queue import BuildQueue
+from gobuild.services import build_services
+from gobuild.spec import BuildSpec, sum_of
+from gobuild.web import create_app
+from gobuild.web.admin import create_admin_app
+from gobuild.web.current import services_of
+from tests.conftest import GOVERSION, make_config
+from tests.modproxy import ModuleProxy
+from tests.queuehelp import SECRET, redis_server, secret_file, start_worker, stop, wait_for_workers
+
+SPEC = BuildSpec("example.com/up", "v1.0.0", "/", "linux", "amd64", GOVERSION)
+JOB = queueproto.job_id(SPEC)
+
+
+@pytest.fixture(scope="module")
+def queue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def app(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> Flask:
+    redis.Redis.from_url(queue).flushall()
+    return create_app(make_config(tmp_path / "data", modproxy, queue=queue,
+                                  queue_secret_file=str(secret_file(tmp_path)), queue_max_upload_mb=1))
+
+
+def start_job(app: Flask) -> None:
+    """The job of SPEC as RQ has it while a worker runs it (on a queue no worker takes from)."""
+    conn = services_of(app).queue.conn  # type: ignore[union-attr]
+    nobody = Queue("nobody", connection=conn, serializer=queueproto.SERIALIZER)
+    job = nobody.enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", job_id=JOB)
+    job.set_status(JobStatus.STARTED)
+
+
+def upload(client: FlaskClient, body: bytes, secret: str = SECRET, job: str = JOB, spec: str = str(SPEC)) -> object:
+    sig = queueproto.signature(secret.encode(), job, spec, hashlib.sha256(body).hexdigest())
+    return client.post(queueproto.UPLOAD_PATH + job, data=body,
+                       headers={queueproto.SIGNATURE_HEADER: sig, queueproto.SPEC_HEADER: spec})
+
+
+def test_only_signed_uploads_for_running_jobs_are_taken(app: Flask) -> None:
+    client = app.test_client()
+    r = client.post(queueproto.UPLOAD_PATH + JOB, data=b"binary")
+    assert r.status_code == 401
+    assert upload(client, b"binary").status_code == 409  # signed, but no such build runs
+    start_job(app)
+    assert upload(client, b"binary", secret="another-secret-of-enough-length").status_code == 403
+    r = client.post(queueproto.UPLOAD_PATH + JOB, data=b"binary", headers={
+        queueproto.SIGNATURE_HEADER: queueproto.signature(SECRET.encode(), JOB, str(SPEC),
+                                                          hashlib.sha256(b"other").hexdigest()),
+        queueproto.SPEC_HEADER: str(SPEC)})
+    assert r.status_code == 403  # the signature covers the body
+    assert upload(client, b"x" * (2 << 20)).status_code == 413
+    other = SPEC.with_(goarch="arm64")
+    assert upload(client, b"binary", spec=str(other)).status_code == 409  # the job is not this spec's
+    assert services_of(app).store.candidate(SPEC) is None
+
+
+def test_the_coordinator_hashes_what_it_received(app: Flask) -> None:
+    start_job(app)
+    r = upload(app.test_client(), b"the binary")
+    assert r.status_code == 200, r.get_data(as_text=True)  # type: ignore[attr-defined]
+    candidate = services_of(app).store.candidate(SPEC)
+    assert candidate is not None and candidate.sum == sum_of(b"the binary") == r.json["sum"]  # type: ignore[attr-defined]
+    assert services_of(app).store.read_blob(candidate.binary) == b"the binary"
+
+
+def test_two_different_sums_are_an_alarm_and_nothing_is_logged(app: Flask) -> None:
+    s = services_of(app)
+    client = app.test_client()
+    start_job(app)
+    assert upload(client, b"first build").status_code == 200
+    assert upload(client, b"first build").status_code == 200  # the same bytes again: fine
+    r = upload(client, b"second build")
+    assert r.status_code == 409 and b"not reproducible" in r.data  # type: ignore[attr-defined]
+    assert s.store.candidate(SPEC) is None and s.store.result(SPEC) is None and s.tlog.size() == 0
+    metrics = s.metrics.exposition().decode()
+    assert f'gobuild_reproducibility_alarms_total{{goarch="amd64",goos="linux",goversion="{GOVERSION}"}} 1.0' \
+        in metrics
+    page = create_admin_app(s).test_client().get("/").get_data(as_text=True)
+    assert "Reproducibility alarms" in page and sum_of(b"first build") in page and sum_of(b"second build") in page
+
+
+def test_a_worker_limited_to_a_go_version_gets_its_builds_and_shows_on_the_admin_page(
+        app: Flask, queue: str, tmp_path: Path, modproxy: ModuleProxy) -> None:
+    worker = start_worker(tmp_path, "limited", queue, modproxy.url, worker_goversions=[GOVERSION])
+    try:
+        wait_for_workers(queue, 1)
+        build_queue = services_of(app).queue
+        assert build_queue is not None
+        assert build_queue._queue_name(SPEC) == f"gobuild-{GOVERSION}"
+        assert build_queue._queue_name(SPEC.with_(goversion="go1.22.0")) == "gobuild"  # no worker of its own
+        page = create_admin_app(services_of(app)).test_client().get("/").get_data(as_text=True)
+        assert "Queue workers (1)" in page and f"gobuild-{GOVERSION}" in page and f".{worker.pid}<" in page
+    finally:
+        stop(worker)
+
+
+def test_a_worker_without_a_queue_is_refused_clearly(tmp_path: Path) -> None:
+    (tmp_path / "c.json").write_text("{}")
+    out = subprocess.run([sys.executable, "-m", "gobuild", "worker", "--config", str(tmp_path / "c.json")],
+                         capture_output=True, text=True, env={"PYTHONPATH": str(Path(__file__).parent.parent),
+                                                              "PATH": "/usr/bin:/bin", "GOPROXY": "off"})
+    assert out.returncode == 2 and "a worker needs queue" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_log_stream_resumes_at_any_byte_whoever_appends(queue: str) -> None:
+    conn = redis.Redis.from_url(queue)
+    first, second = LogStream(conn, "gobuild:log:t"), LogStream(conn, "gobuild:log:t")  # e.g. two workers
+    first.delete()
+    assert first.append(b"worker A builds it\n") == 19
+    assert second.append(b"worker B builds it\n") == 38
+    assert first.whole() == b"worker A builds it\nworker B builds it\n"
+    data, last = first.read("0-19")  # an SSE reader that had the first 19 bytes (Last-Event-ID: 19)
+    assert data == b"worker B builds it\n" and last == "0-38"
+    assert first.read(last) == (b"", last)
+    big = bytes(range(256)) * 1024  # more than one entry
+    assert second.append(big) == 38 + len(big) and first.whole()[38:] == big
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"queue": "http://127.0.0.1:6379"}, "must be a redis://"),
+    ({"queue": "redis://127.0.0.1:6379/0"}, "needs queue_secret_file"),
+    ({"queue": "redis://127.0.0.1:6379/0", "queue_secret_file": "/nonexistent/secret"}, "queue_secret_file"),
+    ({"queue_heartbeat_seconds": 0}, "queue_heartbeat_seconds"),
+    ({"worker_goversions": ("1.26",)}, "worker_goversions"),
+])
+def test_queue_config_errors_are_one_line(tmp_path: Path, modproxy: ModuleProxy, changes: dict[str, object],
+                                          message: str) -> None:
+    with pytest.raises(configmod.ConfigError, match=message):
+        build_services(make_config(tmp_path / "data", modproxy, **changes))
+    assert not (tmp_path / "data").exists()  # checked before anything is created
+
+
+def test_a_short_secret_is_refused(tmp_path: Path, modproxy: ModuleProxy) -> None:
+    (tmp_path / "secret").write_text("short\n")
+    with pytest.raises(configmod.ConfigError, match="at least 16 characters"):
+        build_services(make_config(tmp_path / "data", modproxy, queue="redis://127.0.0.1:1/0",
+                                   queue_secret_file=str(tmp_path / "secret")))
+
+
+def test_a_build_waiting_for_a_worker_shows_its_place(app: Flask) -> None:
+    build_queue = services_of(app).queue
+    assert build_queue is not None
+    conn = build_queue.conn
+    waiting = Queue(queueproto.GENERAL_QUEUE, connection=conn, serializer=queueproto.SERIALIZER)  # no worker runs
+    other = SPEC.with_(goarch="arm64")
+    for spec in (other, SPEC):
+        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
+    assert build_queue.position(other) == 1 and build_queue.position(SPEC) == 2
+    assert build_queue.position(SPEC.with_(goarch="386")) == 0  # no such job
+
+
+def test_past_max_queued_new_builds_are_refused_for_now(app: Flask) -> None:
+    s = services_of(app)
+    assert s.queue is not None
+    small = BuildQueue(s.queue.conn, s.store, "http://unused", 60, max_queued=2)
+    small.check_available()
+    waiting = Queue(queueproto.GENERAL_QUEUE, connection=small.conn, serializer=queueproto.SERIALIZER)
+    for arch in ("arm64", "386"):
+        spec = SPEC.with_(goarch=arch)
+        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
+    with pytest.raises(Busy, match="2 builds wait for a worker"):
+        small.check_available()

@@ -208,3 +208,39 @@ def test_a_kept_download_marks_the_binary_used(built: tuple[Flask, BuildSpec, st
         assert gz.stat().st_atime > long_ago + 10**8, path
         with app.app_context():
             assert services().cache._entries[str(spec)].used > long_ago + 10**8, path
+
+
+class Counting:
+    """A WSGI app answering every GET with the same immutable 200 (with extra headers), counting its calls."""
+
+    def __init__(self, *extra: tuple[str, str]) -> None:
+        self.calls = 0
+        self.extra = list(extra)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        self.calls += 1
+        start_response("200 OK", [("Content-Length", "2"), ("Cache-Control", "public, max-age=31536000, immutable"),
+                                  *self.extra])
+        return [b"ok"]
+
+
+def test_an_accel_redirect_answer_is_never_kept() -> None:
+    # nginx serves the blob the header names: a kept answer would keep pointing at an evicted blob
+    # (a 404 from nginx) instead of letting the app rebuild it.
+    inner = Counting(("X-Accel-Redirect", "/_blobs/sha256/ab/cd"))
+    fast = FastPath(inner)  # type: ignore[arg-type]
+    for _ in range(2):
+        assert call(fast, "/m@v1/linux-amd64-go1.26.8/sum/hello.gz")[2] == b"ok"
+    assert inner.calls == 2 and len(fast) == 0
+
+
+def test_a_long_key_is_never_kept() -> None:
+    # Keys count against memory too: a client must not fill it with junk query strings or headers.
+    inner = Counting()
+    fast = FastPath(inner)  # type: ignore[arg-type]
+    call(fast, "/r/record?" + "x" * 5000)
+    call(fast, "/r/record", headers={"Accept": "text/plain;" + "q" * 5000})
+    assert len(fast) == 0
+    call(fast, "/r/record")
+    call(fast, "/r/record")
+    assert inner.calls == 3 and len(fast) == 1

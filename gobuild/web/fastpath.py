@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from ..tlog.server import TransparencyLog
 
 MAX_BODY = 256 * 1024  # bodies kept in memory up to this size; bigger ones only as files
-MAX_BYTES = 8 * 1024 * 1024  # all kept bodies together (the oldest go first)
+MAX_BYTES = 8 * 1024 * 1024  # all kept bodies and keys together (the oldest go first)
 MAX_ENTRIES = 4096
+MAX_KEY = 2048  # requests with longer paths, queries or headers are not kept (keys cost memory too)
 LATEST = "/tlog/latest"
 # Any of these makes the answer depend on more than the URL: let Flask handle it.
 BYPASS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE",
@@ -96,6 +97,8 @@ class FastPath:
                     environ.get("HTTP_HOST", ""), environ.get("HTTP_ACCEPT", ""),
                     environ.get("HTTP_ACCEPT_ENCODING", ""), environ.get("HTTP_HX_REQUEST", ""),
                     environ.get("wsgi.url_scheme", ""))
+        if _key_size(key) > MAX_KEY:
+            return self.app(environ, start_response)
         entry = self._entries.get(key)
         if entry is not None:
             served = self._serve(entry, key, environ, start_response)
@@ -152,7 +155,8 @@ class FastPath:
             return result
         status, headers = seen[-1]
         headers = [(k, v) for k, v in headers if k.lower() != "date"]  # send_file's: the server adds a fresh one
-        if any(k.lower() == "set-cookie" for k, _ in headers):
+        # nginx sends the file an X-Accel-Redirect names: the app must see every request to rebuild an evicted one.
+        if any(k.lower() in ("set-cookie", "x-accel-redirect") for k, _ in headers):
             return result
         cache = next((v for k, v in headers if k.lower() == "cache-control"), "")
         if "immutable" not in cache and not latest:
@@ -183,23 +187,30 @@ class FastPath:
         return [body]
 
     def _put(self, key: Key, entry: Entry) -> None:
-        size = len(entry.body or b"")
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= len(old.body or b"")
+                self._bytes -= _cost(key, old)
             self._entries[key] = entry
-            self._bytes += size
+            self._bytes += _cost(key, entry)
             while self._entries and (self._bytes > MAX_BYTES or len(self._entries) > MAX_ENTRIES):
-                _, gone = self._entries.popitem(last=False)
-                self._bytes -= len(gone.body or b"")
+                gone_key, gone = self._entries.popitem(last=False)
+                self._bytes -= _cost(gone_key, gone)
 
     def _drop(self, key: Key) -> None:
         with self._lock:
             gone = self._entries.pop(key, None)
             if gone is not None:
-                self._bytes -= len(gone.body or b"")
+                self._bytes -= _cost(key, gone)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+
+def _key_size(key: Key) -> int:
+    return sum(len(part) for part in key)
+
+
+def _cost(key: Key, entry: Entry) -> int:
+    """What an entry counts against MAX_BYTES: its body and its key."""
+    return len(entry.body or b"") + _key_size(key)

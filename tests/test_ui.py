@@ -658,6 +658,10 @@ def test_live_status_shows_the_phase_and_announces_each_change_once(client: Flas
     m = re.search(r"Compiling: 0 of (\d+) packages <progress max=\"(\d+)\" value=\"0\">", seen[-1].text)
     assert m and int(m.group(1)) >= 1 and m.group(1) == m.group(2)  # counted before compiling: at least main
     assert 'aria-current="step">Compile<' in seen[-1].text
+    doc = client.get(spec.link(), headers={"Accept": "application/json"}).get_json()  # the JSON twin says it too
+    assert doc["state"] == "running" and doc["phase"]["name"] == "compiling"
+    assert doc["phase"]["total"] == int(m.group(1)) and doc["phase"]["compiled"] == 0
+    assert isinstance(doc["phase"]["since"], int) and isinstance(doc["phase"]["started"], int)
     compile_.release()
     seen += until(events, "end", "Success")
     resp.close()

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ..errors import HTTPProblem
 from ..failures import PermanentFailure
+from ..phases import NO_PROGRESS, Progress
 from ..spec import BuildSpec
 from ..states import BuildState
 from ..store import Result
@@ -125,15 +126,27 @@ def build_status(spec: BuildSpec) -> Response | BaseResponse:
     if canonical != spec:
         return redirect(urls.build_url(canonical), 307)
     job = s.coordinator.last(spec)
-    status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0)
+    position = s.coordinator.queue_position(job) if job is not None else 0
+    status = live.status_of(job, position, live.progress_of(job) if position == 0 else NO_PROGRESS)
     doc = _spec_doc(spec) | {"state": status.state, "start_url": urls.build_url(spec, Page.START)}
     if status.state == BuildState.QUEUED:
         doc["queue_position"] = status.position
+    if status.progress.phase is not None:
+        doc["phase"] = _phase_doc(status.progress)
     if status.error:
         doc["error"] = status.error
     if status.href:
         doc["result_url"] = status.href
     return _json(doc)
+
+
+def _phase_doc(progress: Progress) -> dict[str, Any]:
+    """Where a running build is, as its log says: the phase, packages compiled (of how many), since when."""
+    def unix(t: float | None) -> int | None:
+        return round(t) if t is not None else None
+
+    return {"name": str(progress.phase), "compiled": progress.compiled, "total": progress.total,
+            "since": unix(progress.since), "started": unix(progress.started)}
 
 
 def result(spec: BuildSpec, sum_: str) -> Response | BaseResponse:

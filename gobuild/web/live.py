@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -378,6 +379,17 @@ def redirect_fragment(href: str | None) -> BaseResponse:
     resp: Response = htmx.make_response("", redirect=href) if href else htmx.make_response("", refresh=True)
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+def progress_of(job: Job | None) -> Progress:
+    """Where a running job is, from its whole log so far."""
+    if job is None or job.done.is_set():
+        return NO_PROGRESS
+    tail = LogTail.of_job(job, services().store, 0)
+    try:
+        return ProgressReader().feed(tail.read_all(sys.maxsize, whole_lines=True))
+    finally:
+        tail.close()
 
 
 def page_log(job: Job | None) -> tuple[Markup, int, Progress]:

@@ -310,7 +310,9 @@ class Sandbox:
             cmd += ["--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY)]
             if network:
                 cmd.append("--share-net")
-        cmd += ["--hostname", "gobuild"]
+        # /etc first, readable: bwrap run as root would make it 0700 for the files bound below, and
+        # the build identity could then not read resolv.conf (no name lookup for downloads).
+        cmd += ["--hostname", "gobuild", "--perms", "0755", "--dir", "/etc"]
         for d in _SYSTEM_DIRS + _SYSTEM_FILES:
             cmd += ["--ro-bind-try", d, d]
         cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(self.limits.tmp_size),
@@ -337,7 +339,9 @@ def find_sandbox(required: bool = False) -> tuple[Sandbox | None, str]:
     if os.geteuid() == 0 and not setpriv:
         return None, "running as root, but setpriv (util-linux) is missing to drop to an unprivileged user"
     sandbox = Sandbox(bwrap, setpriv, shutil.which("prlimit"))
-    probe = sandbox.wrap(["/bin/true"], [], network=False, cwd="/")
+    # Not only that bwrap starts: the build identity must read what a download's name lookup needs.
+    probe = sandbox.wrap(["/bin/sh", "-c", "test ! -e /etc/resolv.conf || test -r /etc/resolv.conf"], [],
+                         network=False, cwd="/")
     try:
         out = subprocess.run(probe, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as e:

@@ -183,3 +183,22 @@ def test_no_go_process_outlives_a_killed_server(tmp_path: Path, sandboxed: bool)
         for line in _processes_mentioning(f"sleep {marker}"):
             with contextlib.suppress(OSError):
                 os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+def test_builds_can_read_what_name_lookup_and_tls_need(tmp_path: Path, sandbox: gocmd.Sandbox) -> None:
+    # A download resolves the proxy's host name (resolv.conf, hosts, nsswitch.conf) and checks its
+    # certificate (/etc/ssl): the sandbox identity must be able to read them, not just see them listed.
+    goroot = tmp_path / "fakego"
+    (goroot / "bin").mkdir(parents=True)
+    wanted = [p for p in ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf") if os.path.isfile(p)]
+    assert wanted, "this machine has none of the name lookup files"
+    (goroot / "bin" / "go").write_text("#!/bin/sh\n" + "".join(f"cat {p} 2>&1\n" for p in wanted)
+                                       + "ls /etc/ssl 2>&1\n")
+    (goroot / "bin" / "go").chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    out = gocmd.GoRunner(None, sandbox=sandbox).run(goroot, ["env"], home, 60, network=True)
+    assert "Permission denied" not in out
+    for p in wanted:
+        assert Path(p).read_text() in out

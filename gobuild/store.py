@@ -114,6 +114,7 @@ class Store:
     def _publish(self, tmp: Path, f: BinaryIO, target: Path) -> None:
         """fsync and rename a finished temp file into place (idempotent for blobs)."""
         f.flush()
+        os.fchmod(f.fileno(), 0o644)  # public bytes; nginx, another user, may send blobs from disk
         os.fsync(f.fileno())
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)

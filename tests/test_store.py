@@ -27,6 +27,8 @@ def test_blobs_are_content_addressed_and_gzip_is_deterministic(tmp_path: Path) -
     gz2, _ = store.put_blob_gzip(io.BytesIO(b"y" * 1000))
     assert gz1 == gz2 and gzip.decompress(store.blob_path(gz1).read_bytes()) == b"y" * 1000
     assert list(store.tmp.iterdir()) == []  # no temp file left behind
+    # Everything stored is public, and nginx (another user) sends blobs straight from disk.
+    assert {store.blob_path(n).stat().st_mode & 0o777 for n in (name, gz1)} == {0o644}
     with pytest.raises(ValueError):
         store.blob_path("../../etc/passwd")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import socket
 import sys
 import threading
 import time
@@ -95,6 +96,9 @@ def run_server(config_file: str | None, listen: str | None) -> None:
 
     try:
         cfg = configmod.load(config_file, listen=listen)
+        _check_free("listen", cfg.listen)  # before create_app writes anything to the data dir
+        if cfg.admin_listen:
+            _check_free("admin_listen", cfg.admin_listen)
         app = create_app(cfg)
     except configmod.ConfigError as e:
         raise CommandError(str(e)) from e
@@ -120,6 +124,19 @@ def run_server(config_file: str | None, listen: str | None) -> None:
     if admin is not None:
         admin.close()
     shutdown.finish_builds(services.coordinator, cfg.shutdown_timeout)
+
+
+def _check_free(key: str, listen: str) -> None:
+    """Fail with the config key's name if listen (host:port) cannot be bound now."""
+    host, _, port = listen.rpartition(":")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress binds
+            probe.bind(address)
+    except OSError as e:
+        hint = f'set {key} in the config' + (', or "" for no admin listener' if key == "admin_listen" else "")
+        raise CommandError(f"cannot listen on {key} {listen}: {e.strerror or e} ({hint})") from e
 
 
 def _listener(app: Any, listen: str, threads: int, **options: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,26 @@ def test_config_error_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixt
     cfg.write_text(json.dumps({"data_dir": str(tmp_path / "data"), "goproxy": "http://127.0.0.1:1", **config}))
     assert main(["serve", "--config", str(cfg)]) == 2
     assert "config" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("busy_key", ["listen", "admin_listen"])
+def test_a_busy_port_is_named_and_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  busy_key: str) -> None:
+    ports = {}
+    for key in ("listen", "admin_listen"):  # free ports for both (the server takes only the free one)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports[key] = f"127.0.0.1:{s.getsockname()[1]}"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ports[busy_key] = f"127.0.0.1:{busy.getsockname()[1]}"
+        cfg = tmp_path / "config.json"
+        cfg.write_text(json.dumps({"data_dir": str(tmp_path / "data"), "goproxy": "http://127.0.0.1:1", **ports}))
+        assert main(["serve", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{busy_key} {ports[busy_key]}" in err and "in use" in err and err.count("\n") == 1
     assert not (tmp_path / "data").exists()
 
 

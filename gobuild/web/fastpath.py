@@ -5,7 +5,9 @@ immutable (everything under a result URL, full tiles, versioned static files) th
 headers and the body are kept, keyed by the request parts that views look at, and the next
 identical request gets the same bytes without Flask: no routing, no request context, no hooks.
 A file answer (a binary or its .gz, sent with wsgi.file_wrapper) is kept as its path and opened
-per request. /tlog/latest is kept while the log has not grown (its size is one fstat).
+per request. /tlog/latest is kept while the log has not grown (its size is one fstat). A view whose
+answer changes (the result page) may still have it kept: keep_while registers a cheap check of
+whether the view would answer the same now, run before each kept answer.
 
 Requests with conditional or range headers always reach Flask, so 304s and ranges behave as
 before. Fast-path answers skip Flask's hooks and views; what those do besides answering that must
@@ -36,9 +38,11 @@ BYPASS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP
           "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_COOKIE")
 
 ON_HIT = "gobuild.fastpath.on_hit"  # the environ key of a request's actions to run again per kept answer
+KEEP_WHILE = "gobuild.fastpath.keep_while"  # the environ key of a changing answer's validity check
 
 Key = tuple[str, str, str, str, str, str, str, str]
 Action = Callable[[], object]
+Check = Callable[[], bool]
 
 
 def on_hit(environ: dict[str, Any], action: Action) -> None:
@@ -46,6 +50,15 @@ def on_hit(environ: dict[str, Any], action: Action) -> None:
     actions = environ.get(ON_HIT)
     if actions is not None:
         actions.append(action)
+
+
+def keep_while(environ: dict[str, Any], still_valid: Check) -> bool:
+    """While Flask answers a request: keep its 200 answer, not immutable, while still_valid() is true
+    (it must be true only while the view would answer the same bytes). Whether it may be kept."""
+    if ON_HIT not in environ:
+        return False
+    environ[KEEP_WHILE] = still_valid
+    return True
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,7 @@ class Entry:
     blksize: int
     log_size: int  # for /tlog/latest: the log size it was signed at; -1 otherwise
     actions: tuple[Action, ...]  # what Flask's hooks and view do per request besides answering (on_hit)
+    valid: Check | None = None  # for an answer that changes: whether it is still the view's (keep_while)
 
 
 class _Recorder:
@@ -105,7 +119,8 @@ class FastPath:
 
     def _serve(self, entry: Entry, key: Key, environ: WSGIEnvironment,
                start_response: StartResponse) -> Iterable[bytes] | None:
-        if entry.log_size >= 0 and (self.tlog is None or self.tlog.size() != entry.log_size):
+        if (entry.log_size >= 0 and (self.tlog is None or self.tlog.size() != entry.log_size)) or \
+                (entry.valid is not None and not entry.valid()):
             self._drop(key)
             return None
         if entry.path is not None:
@@ -146,6 +161,7 @@ class FastPath:
             return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
 
         result = self.app(environ, recording_start)
+        valid = environ.pop(KEEP_WHILE, None)
         if real_wrapper is not None:
             environ["wsgi.file_wrapper"] = real_wrapper
         if not seen or not seen[-1][0].startswith("200 "):
@@ -155,18 +171,19 @@ class FastPath:
         if any(k.lower() == "set-cookie" for k, _ in headers):
             return result
         cache = next((v for k, v in headers if k.lower() == "cache-control"), "")
-        if "immutable" not in cache and not latest:
+        if "immutable" not in cache and not latest and valid is None:
             return result
         sent_file = recorder is not None and recorder.wrapped is not None and result is recorder.wrapped
         if sent_file:
             assert recorder is not None
             if recorder.path is not None:
-                self._put(key, Entry(status, headers, None, recorder.path, recorder.blksize, -1, tuple(actions)))
+                self._put(key, Entry(status, headers, None, recorder.path, recorder.blksize, -1, tuple(actions),
+                                     valid))
             return result
-        return self._keep_body(key, status, headers, result, log_size, tuple(actions))
+        return self._keep_body(key, status, headers, result, log_size, tuple(actions), valid)
 
     def _keep_body(self, key: Key, status: str, headers: list[tuple[str, str]], result: Iterable[bytes],
-                   log_size: int, actions: tuple[Action, ...]) -> Iterable[bytes]:
+                   log_size: int, actions: tuple[Action, ...], valid: Check | None) -> Iterable[bytes]:
         """Read a small body whole (Flask's bodies here are lists of bytes) and keep it."""
         length = next((v for k, v in headers if k.lower() == "content-length"), "")
         if not length.isdigit() or int(length) > MAX_BODY:
@@ -179,7 +196,7 @@ class FastPath:
                 close()
         if key[0] == "GET" and len(body) != int(length):
             return [body]
-        self._put(key, Entry(status, headers, body, None, 0, log_size, actions))
+        self._put(key, Entry(status, headers, body, None, 0, log_size, actions, valid))
         return [body]
 
     def _put(self, key: Key, entry: Entry) -> None:

@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,10 +40,12 @@ BYPASS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP
 
 ON_HIT = "gobuild.fastpath.on_hit"  # the environ key of a request's actions to run again per kept answer
 KEEP_WHILE = "gobuild.fastpath.keep_while"  # the environ key of a changing answer's validity check
+PREPARED = "gobuild.fastpath.prepared"  # the environ key of an answer prepare() made ready to send
 
 Key = tuple[str, str, str, str, str, str, str, str]
 Action = Callable[[], object]
 Check = Callable[[], bool]
+Send = Callable[["StartResponse"], Iterable[bytes]]
 
 
 def on_hit(environ: dict[str, Any], action: Action) -> None:
@@ -103,41 +106,48 @@ class FastPath:
         self._lock = threading.Lock()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "")
-        if method not in ("GET", "HEAD") or any(h in environ for h in BYPASS):
+        ready = environ.pop(PREPARED, None)  # prepare() found it kept
+        if ready is not None:
+            return ready(start_response)  # type: ignore[no-any-return]
+        key = _key(environ)
+        if key is None:
             return self.app(environ, start_response)
-        key: Key = (method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""),
-                    environ.get("HTTP_HOST", ""), environ.get("HTTP_ACCEPT", ""),
-                    environ.get("HTTP_ACCEPT_ENCODING", ""), environ.get("HTTP_HX_REQUEST", ""),
-                    environ.get("wsgi.url_scheme", ""))
-        entry = self._entries.get(key)
-        if entry is not None:
-            served = self._serve(entry, key, environ, start_response)
-            if served is not None:
-                return served
-        return self._fill(key, environ, start_response)
+        ready = self._ready(key, environ)
+        return ready(start_response) if ready is not None else self._fill(key, environ, start_response)
 
-    def _serve(self, entry: Entry, key: Key, environ: WSGIEnvironment,
-               start_response: StartResponse) -> Iterable[bytes] | None:
+    def prepare(self, environ: WSGIEnvironment) -> bool:
+        """Whether environ's answer is kept. If so it is made ready (its file open, its per-request actions
+        run) and a call with environ answers it at once, never asking Flask: a server may then answer it on
+        a thread that must not wait (waitress' I/O thread, serving.py)."""
+        key = _key(environ)
+        ready = self._ready(key, environ) if key is not None else None
+        if ready is None:
+            return False
+        environ[PREPARED] = ready
+        return True
+
+    def _ready(self, key: Key, environ: WSGIEnvironment) -> Send | None:
+        """The kept answer for key, ready to send; None when Flask must answer."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
         if (entry.log_size >= 0 and (self.tlog is None or self.tlog.size() != entry.log_size)) or \
                 (entry.valid is not None and not entry.valid()):
             self._drop(key)
             return None
-        if entry.path is not None:
-            wrapper = environ.get("wsgi.file_wrapper")
-            if wrapper is None:  # a server without one: Flask reads the file itself
-                return None
-            try:
-                f = open(entry.path, "rb")  # noqa: SIM115 - the server closes it after sending
-            except OSError:  # evicted from the store: Flask decides what to answer now
-                self._drop(key)
-                return None
+        if entry.path is None:
             self._hit(entry)
-            start_response(entry.status, list(entry.headers))
-            return wrapper(f, entry.blksize)  # type: ignore[no-any-return]
+            return partial(_send_body, entry)
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is None:  # a server without one: Flask reads the file itself
+            return None
+        try:
+            f = open(entry.path, "rb")  # noqa: SIM115 - the server closes it after sending
+        except OSError:  # evicted from the store: Flask decides what to answer now
+            self._drop(key)
+            return None
         self._hit(entry)
-        start_response(entry.status, list(entry.headers))
-        return [entry.body or b""]
+        return partial(_send_file, entry, wrapper, f)
 
     @staticmethod
     def _hit(entry: Entry) -> None:
@@ -219,4 +229,25 @@ class FastPath:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def _key(environ: WSGIEnvironment) -> Key | None:
+    """What a kept answer is looked up by; None for a request that always goes to Flask."""
+    method = environ.get("REQUEST_METHOD", "")
+    if method not in ("GET", "HEAD") or any(h in environ for h in BYPASS):
+        return None
+    return (method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), environ.get("HTTP_HOST", ""),
+            environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", ""),
+            environ.get("HTTP_HX_REQUEST", ""), environ.get("wsgi.url_scheme", ""))
+
+
+def _send_body(entry: Entry, start_response: StartResponse) -> Iterable[bytes]:
+    start_response(entry.status, list(entry.headers))
+    return [entry.body or b""]
+
+
+def _send_file(entry: Entry, wrapper: Callable[..., Iterable[bytes]], f: Any,
+               start_response: StartResponse) -> Iterable[bytes]:
+    start_response(entry.status, list(entry.headers))
+    return wrapper(f, entry.blksize)
 

@@ -9,6 +9,7 @@ slowloris client sending a byte every few seconds is closed after HEADER_TIMEOUT
 from __future__ import annotations
 
 import resource
+import threading
 import time
 import types
 from typing import Any
@@ -54,7 +55,7 @@ def create_server(app: Any, host: str, port: int, threads: int, prepare: inline.
         """Notes when the request being read began; starts each new request itself (inline.start)."""
 
         request_started = 0.0
-        parking = False  # while received() runs: server.add_task notes the channel instead of queueing it
+        parking = 0  # the I/O thread's id while it runs received(): its add_task notes the channel, no queueing
         parked = False
 
         def _flush_some(self, do_close: bool = True) -> bool:
@@ -63,11 +64,11 @@ def create_server(app: Any, host: str, port: int, threads: int, prepare: inline.
         def received(self, data: bytes) -> bool:
             if self.request is None and data:
                 self.request_started = time.monotonic()
-            self.parking = True
+            self.parking = threading.get_ident()
             try:
                 ok = bool(super().received(data))
             finally:
-                self.parking = False
+                self.parking = 0
             if self.parked:  # started after received() let go of requests_lock, which service() takes
                 self.parked = False
                 inline.start(self, prepare)
@@ -89,7 +90,7 @@ def create_server(app: Any, host: str, port: int, threads: int, prepare: inline.
     server.maintenance = types.MethodType(maintenance, server)
 
     def add_task(self: Any, channel: Any) -> None:
-        if getattr(channel, "parking", False):
+        if getattr(channel, "parking", 0) == threading.get_ident():  # not a worker starting the next request
             channel.parked = True
         else:
             self.task_dispatcher.add_task(channel)

@@ -38,8 +38,9 @@ class Config:
     prepare_timeout: float = _help("seconds module download and package checks may take", default=300.0)
     proxy_timeout: float = _help("seconds for one request to the module proxy", default=30.0)
     threads: int = _help("waitress worker threads", default=32)
-    fast_path: bool = _help("answer immutable URLs (result files, full tiles, versioned static files) and "
-                            "/tlog/latest from memory without Flask after their first request", default=True)
+    fast_path: bool = _help("answer immutable URLs (result files, full tiles, versioned static files), "
+                            "/tlog/latest and result pages while current from memory without Flask after "
+                            "their first request", default=True)
     accel_redirect_prefix: str = _help(
         "behind nginx: send binaries as X-Accel-Redirect to this internal location + the blob's path "
         "under <data_dir>/blobs/, e.g. /_blobs/ (deploy/nginx.conf); empty: send the file", default="")

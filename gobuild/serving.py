@@ -9,11 +9,12 @@ slowloris client sending a byte every few seconds is closed after HEADER_TIMEOUT
 from __future__ import annotations
 
 import resource
+import threading
 import time
 import types
 from typing import Any
 
-from . import sendfile
+from . import inline, sendfile
 
 CONNECTION_LIMIT = 2000  # open sockets; each is a small buffer, not a thread
 IDLE_TIMEOUT = 30  # seconds a keep-alive connection may sit idle
@@ -42,15 +43,20 @@ def raise_open_files_limit(wanted: int = CONNECTION_LIMIT + 1000) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def create_server(app: Any, host: str, port: int, threads: int, **overrides: Any) -> Any:
-    """A waitress server with the limits above (overrides: other waitress settings), not yet running."""
+def create_server(app: Any, host: str, port: int, threads: int, prepare: inline.Prepare | None = None,
+                  **overrides: Any) -> Any:
+    """A waitress server with the limits above (overrides: other waitress settings), not yet running.
+
+    prepare (the fast path's): requests whose answer it readies are answered on the I/O thread (inline.py)."""
     import waitress
     from waitress.channel import HTTPChannel
 
     class Channel(HTTPChannel):
-        """Notes when the request being read began."""
+        """Notes when the request being read began; starts each new request itself (inline.start)."""
 
         request_started = 0.0
+        parking = 0  # the I/O thread's id while it runs received(): its add_task notes the channel, no queueing
+        parked = False
 
         def _flush_some(self, do_close: bool = True) -> bool:
             return sendfile.flush_some(self, do_close)
@@ -58,7 +64,15 @@ def create_server(app: Any, host: str, port: int, threads: int, **overrides: Any
         def received(self, data: bytes) -> bool:
             if self.request is None and data:
                 self.request_started = time.monotonic()
-            return bool(super().received(data))
+            self.parking = threading.get_ident()
+            try:
+                ok = bool(super().received(data))
+            finally:
+                self.parking = 0
+            if self.parked:  # started after received() let go of requests_lock, which service() takes
+                self.parked = False
+                inline.start(self, prepare)
+            return ok
 
     options = waitress_options(threads) | overrides
     server = waitress.create_server(app, host=host, port=port, **options)  # type: ignore[attr-defined]
@@ -74,4 +88,12 @@ def create_server(app: Any, host: str, port: int, threads: int, **overrides: Any
                 channel.will_close = True  # a request still not read whole: slowloris
 
     server.maintenance = types.MethodType(maintenance, server)
+
+    def add_task(self: Any, channel: Any) -> None:
+        if getattr(channel, "parking", 0) == threading.get_ident():  # not a worker starting the next request
+            channel.parked = True
+        else:
+            self.task_dispatcher.add_task(channel)
+
+    server.add_task = types.MethodType(add_task, server)
     return server

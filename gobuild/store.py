@@ -66,6 +66,7 @@ class Store:
         self._results: OrderedDict[str, Result] = OrderedDict()
         self._misses: OrderedDict[str, float] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self.generation = 0  # grows whenever a result becomes known here: kept pages with check marks are stale
 
     # Blobs ---------------------------------------------------------------
 
@@ -176,6 +177,7 @@ class Store:
         with self._cache_lock:
             self._results[key] = result
             self._misses.pop(key, None)
+            self.generation += 1
             if len(self._results) > RESULT_CACHE_SIZE:
                 self._results.popitem(last=False)
 

@@ -87,6 +87,7 @@ class Targets:
         self._base = tuple(targets)
         self._known = frozenset(self._base)
         self._counts: Counter[Target] = Counter(_SEED_POPULARITY)
+        self.generation = 0  # grows whenever the list or its order may change
         self._lock = threading.Lock()
 
     def __contains__(self, target: object) -> bool:
@@ -105,11 +106,13 @@ class Targets:
             if new:
                 self._base = tuple(sorted(self._base + tuple(new)))
                 self._known = frozenset(self._base)
+                self.generation += 1
 
     def count(self, target: Target) -> None:
         """Note one more build of target."""
         with self._lock:
             self._counts[target] += 1
+            self.generation += 1
 
     def by_popularity(self) -> list[Target]:
         """All targets, most built first; ties keep the alphabetical order."""

@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,13 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wsgi import FileWrapper
 
 from gobuild.spec import BuildSpec, Record, sum_from_digest
+from gobuild.store import Result, Store
 from gobuild.targets import DEFAULT_TARGETS
+from gobuild.tlog.server import TransparencyLog
 from gobuild.web import create_app
 from gobuild.web.current import services
 from gobuild.web.fastpath import FastPath
+from gobuild.web.pages import VERSIONS_TTL, VersionsCache
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
 
@@ -26,25 +30,31 @@ Answer = tuple[str, list[tuple[str, str]], bytes]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory, server_cache: Path) -> Iterator[tuple[Flask, BuildSpec, str]]:
-    """An app with one finished build and 300 records in its log (so tile 8/0/000 is full)."""
+def proxy() -> Iterator[ModuleProxy]:
     with ModuleProxy() as proxy:
         proxy.add("example.com/hello", "v1.0.0", hello_module("example.com/hello", "v1.0.0"))
-        app = create_app(make_config(tmp_path_factory.mktemp("data"), proxy, cache_dir=str(server_cache)))
-        spec = BuildSpec.parse(f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/", set(DEFAULT_TARGETS))
-        client = app.test_client()
-        r = client.get(spec.link() + spec.download_filename())
-        assert r.status_code == 307, r.get_data(as_text=True)
-        location = r.headers["Location"]
-        with app.app_context():
-            tl = services().tlog
-            i = 0
-            while tl.size() < 300:
-                fake = BuildSpec(f"example.com/synthetic/m{i}", "v1.0.0", "/", "linux", "amd64", GOVERSION)
-                tl.append(Record(fake, 1_000_000 + i, sum_from_digest(hashlib.sha256(bytes([i % 256, i // 256]))
-                                                                     .digest())).pack())
-                i += 1
-        yield app, spec, location.rsplit("/", 1)[0] + "/"
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, server_cache: Path,
+          proxy: ModuleProxy) -> Iterator[tuple[Flask, BuildSpec, str]]:
+    """An app with one finished build and 300 records in its log (so tile 8/0/000 is full)."""
+    app = create_app(make_config(tmp_path_factory.mktemp("data"), proxy, cache_dir=str(server_cache)))
+    spec = BuildSpec.parse(f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/", set(DEFAULT_TARGETS))
+    client = app.test_client()
+    r = client.get(spec.link() + spec.download_filename())
+    assert r.status_code == 307, r.get_data(as_text=True)
+    location = r.headers["Location"]
+    with app.app_context():
+        tl = services().tlog
+        i = 0
+        while tl.size() < 300:
+            fake = BuildSpec(f"example.com/synthetic/m{i}", "v1.0.0", "/", "linux", "amd64", GOVERSION)
+            tl.append(Record(fake, 1_000_000 + i, sum_from_digest(hashlib.sha256(bytes([i % 256, i // 256]))
+                                                                 .digest())).pack())
+            i += 1
+    yield app, spec, location.rsplit("/", 1)[0] + "/"
 
 
 def call(app: Any, path: str, method: str = "GET", headers: dict[str, str] | None = None) -> Answer:
@@ -74,6 +84,7 @@ def urls(app: Flask, spec: BuildSpec, result: str) -> list[tuple[str, str, dict[
             out.append((method, result + name, {"Accept-Encoding": enc}))
         for accept in ("application/json", "application/json, text/html;q=0.5"):  # the result's JSON twin
             out.append((method, result, {"Accept": accept}))
+        out.append((method, result, {}))  # the result page, kept while current (pagestate.py)
     return out
 
 
@@ -92,7 +103,7 @@ def test_fast_path_answers_like_flask(built: tuple[Flask, BuildSpec, str]) -> No
         assert len(fast) == kept > 0, url
         assert first == want == again, (method, url, headers)
         checked += 1
-    assert checked == 30
+    assert checked == 32
     with app.app_context():
         places = [(services().store.root / "blobs").resolve(), Path(app.static_folder or "/nonexistent").resolve()]
     files = [Path(e.path).resolve() for e in fast._entries.values() if e.path is not None]
@@ -149,11 +160,12 @@ def test_what_changes_or_depends_on_more_goes_to_flask(built: tuple[Flask, Build
             assert call(fast, "/tlog/tile/8/0/001")[0].startswith("404")  # beyond the log
             assert call(fast, "/tlog/tile/8/0/001.p/5")[0] == "200 OK"  # partial: changes as the log grows
         assert len(asked) == 8
-        for _ in range(2):  # the JSON twin is kept; the HTML page of the same URL is not, nor served as JSON
+        for _ in range(2):  # the JSON twin and the HTML page of the same URL are kept apart, never served crossed
             assert dict(call(fast, result, headers={"Accept": "application/json;q=0.9"})[1])["Content-Type"] \
                 == "application/json"
-        for accept in ("text/html", "*/*", "application/json;q=0.1, text/html"):
-            assert dict(call(fast, result, headers={"Accept": accept})[1])["Content-Type"].startswith("text/html")
+            for accept in ("text/html", "*/*", "application/json;q=0.1, text/html"):
+                assert dict(call(fast, result, headers={"Accept": accept})[1])["Content-Type"] \
+                    .startswith("text/html")
         assert len(asked) == 8 + 1 + 3
         head = call(fast, "/tlog/latest")
         assert call(fast, "/tlog/latest") == head
@@ -244,3 +256,66 @@ def test_a_long_key_is_never_kept() -> None:
     call(fast, "/r/record")
     call(fast, "/r/record")
     assert inner.calls == 3 and len(fast) == 1
+
+
+def _href(page: bytes, text: str) -> str:
+    """The href of the link column entry named text."""
+    found = re.search(r'<a href="([^"]*)"[^>]*>' + re.escape(text) + "<", page.decode())
+    assert found, text
+    return found.group(1)
+
+
+def _publish(store: Store, tl: TransparencyLog | None, done: Result, other: BuildSpec) -> str:
+    """Store (and, with tl, log) a build of other with done's files, as a build would; its result URL."""
+    fake = replace(done, spec=str(other), record_number=None)
+    if tl is not None:
+        tl.append(Record(other, fake.size, fake.sum).pack())
+    store.put_result(fake)
+    return other.result_link(fake.sum)
+
+
+def test_a_kept_result_page_shows_a_new_build_at_once(built: tuple[Flask, BuildSpec, str]) -> None:
+    """A build published by this process or (logged) by another on the same data dir: the kept page is
+    dropped on the next request and rendered anew, as Flask answers now."""
+    app, spec, result = built
+    fast = app.wsgi_app
+    assert isinstance(fast, FastPath)
+    arm, mips = spec.with_(goarch="arm64"), spec.with_(goarch="mips64")
+    with app.app_context():
+        s = services()
+        done = s.store.result(spec)
+        assert done is not None
+        other_process = Store(s.store.root)
+    page = call(fast, result)
+    assert call(fast, result) == page and _href(page[2], "linux/arm64") == arm.link()
+    with app.app_context():
+        url = _publish(services().store, None, done, arm)  # this process: in the store, not yet in the log
+    page = call(fast, result)
+    assert _href(page[2], "linux/arm64") == url and page == call(fast.app, result)
+    assert _href(page[2], "linux/mips64") == mips.link()
+    with app.app_context():
+        url = _publish(other_process, services().tlog, done, mips)
+    page = call(fast, result)
+    assert _href(page[2], "linux/mips64") == url and page == call(fast, result)
+
+
+def test_a_kept_result_page_names_a_new_version_when_the_list_is_refetched(
+        built: tuple[Flask, BuildSpec, str], proxy: ModuleProxy) -> None:
+    """A new module version shows once the versions cache fetches the list again (its TTL), as before."""
+    app, _, result = built
+    fast = app.wsgi_app
+    assert isinstance(fast, FastPath)
+    now = [1000.0]
+    with app.app_context():
+        s = services()
+        s.versions = VersionsCache(s.proxy.list, clock=lambda: now[0])
+    call(fast, result)
+    page = call(fast, result)
+    assert b"v1.1.0" not in page[2]
+    proxy.add("example.com/hello", "v1.1.0", hello_module("example.com/hello", "v1.1.0"))
+    now[0] += VERSIONS_TTL / 2
+    assert call(fast, result) == page == call(fast.app, result)  # the list is not fetched again yet
+    now[0] += VERSIONS_TTL
+    page = call(fast, result)
+    assert b"A newer version of this module is available: v1.1.0" in page[2]
+    assert page == call(fast, result) == call(fast.app, result)

@@ -64,6 +64,7 @@ class Toolchains:
         self._lock = threading.Lock()
         self._target_cache: dict[str, tuple[list[Target], frozenset[Target]]] = {}  # targets, broken ones
         self._sdks: dict[str, Toolchain] = {}
+        self._generation = 0  # grows with every SDK installed and every target list read
         # configured SDKs were checked to be the versions they claim with the config (services.check)
         for goversion, goroot in (configured or discover_local()).items():
             self._sdks[goversion] = Toolchain(goversion, Path(goroot))
@@ -85,6 +86,15 @@ class Toolchains:
     def listed(self) -> list[str] | None:
         """Versions the module proxy offers for this platform, newest first; None if not known."""
         return self._listed.get() if self._listed is not None else None
+
+    def stamp(self) -> tuple[int, tuple[float | None, float | None]] | None:
+        """Equal stamps: the same installed, listed and broken versions (a kept page is current). None while
+        a refresh of the proxy's list is due (a page rendered now would start one)."""
+        listed = self._listed.stamp() if self._listed is not None else (None, None)
+        if listed is None:
+            return None
+        with self._lock:
+            return self._generation, listed
 
     def available(self) -> list[str]:
         """Versions this server can build with (installed or downloadable), newest first."""
@@ -172,6 +182,7 @@ class Toolchains:
         """Make a newly installed SDK available to get()."""
         with self._lock:
             self._sdks[sdk.goversion] = sdk
+            self._generation += 1
 
     # --- targets ----------------------------------------------------------------------------
 
@@ -185,6 +196,7 @@ class Toolchains:
         found, broken = _dist_list(self.get(name), self.home, self.runner)
         with self._lock:
             self._target_cache[name] = (found, broken)
+            self._generation += 1
         if self.targets is not None:
             self.targets.learn(found)
         return list(found)

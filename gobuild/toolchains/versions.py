@@ -127,6 +127,11 @@ class VersionList:
         with self._lock:
             return list(self._value) if self._value is not None else None
 
+    def stamp(self) -> tuple[float | None, float | None] | None:
+        """When the list was last fetched and failed (another stamp: maybe another list); None when due."""
+        with self._lock:
+            return None if self._due() else (self._fetched_at, self._failed_at)
+
     def refresh(self, force: bool = True) -> bool:
         """Fetch now (unless not due and not forced); return whether the list is fresh."""
         with self._refresh_lock:

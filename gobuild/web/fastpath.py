@@ -5,7 +5,9 @@ immutable (everything under a result URL, full tiles, versioned static files) th
 headers and the body are kept, keyed by the request parts that views look at, and the next
 identical request gets the same bytes without Flask: no routing, no request context, no hooks.
 A file answer (a binary or its .gz, sent with wsgi.file_wrapper) is kept as its path and opened
-per request. /tlog/latest is kept while the log has not grown (its size is one fstat).
+per request. /tlog/latest is kept while the log has not grown (its size is one fstat). A view whose
+answer changes (the result page) may still have it kept: keep_while registers a cheap check of
+whether the view would answer the same now, run before each kept answer.
 
 Requests with conditional or range headers always reach Flask, so 304s and ranges behave as
 before. Fast-path answers skip Flask's hooks and views; what those do besides answering that must
@@ -20,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,9 +40,13 @@ BYPASS = ("HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP
           "HTTP_RANGE", "HTTP_IF_RANGE", "HTTP_COOKIE")
 
 ON_HIT = "gobuild.fastpath.on_hit"  # the environ key of a request's actions to run again per kept answer
+KEEP_WHILE = "gobuild.fastpath.keep_while"  # the environ key of a changing answer's validity check
+PREPARED = "gobuild.fastpath.prepared"  # the environ key of an answer prepare() made ready to send
 
 Key = tuple[str, str, str, str, str, str, str, str]
 Action = Callable[[], object]
+Check = Callable[[], bool]
+Send = Callable[["StartResponse"], Iterable[bytes]]
 
 
 def on_hit(environ: dict[str, Any], action: Action) -> None:
@@ -47,6 +54,15 @@ def on_hit(environ: dict[str, Any], action: Action) -> None:
     actions = environ.get(ON_HIT)
     if actions is not None:
         actions.append(action)
+
+
+def keep_while(environ: dict[str, Any], still_valid: Check) -> bool:
+    """While Flask answers a request: keep its 200 answer, not immutable, while still_valid() is true
+    (it must be true only while the view would answer the same bytes). Whether it may be kept."""
+    if ON_HIT not in environ:
+        return False
+    environ[KEEP_WHILE] = still_valid
+    return True
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,7 @@ class Entry:
     blksize: int
     log_size: int  # for /tlog/latest: the log size it was signed at; -1 otherwise
     actions: tuple[Action, ...]  # what Flask's hooks and view do per request besides answering (on_hit)
+    valid: Check | None = None  # for an answer that changes: whether it is still the view's (keep_while)
 
 
 class _Recorder:
@@ -90,42 +107,48 @@ class FastPath:
         self._lock = threading.Lock()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "")
-        if method not in ("GET", "HEAD") or any(h in environ for h in BYPASS):
+        ready = environ.pop(PREPARED, None)  # prepare() found it kept
+        if ready is not None:
+            return ready(start_response)  # type: ignore[no-any-return]
+        key = _key(environ)
+        if key is None:
             return self.app(environ, start_response)
-        key: Key = (method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""),
-                    environ.get("HTTP_HOST", ""), environ.get("HTTP_ACCEPT", ""),
-                    environ.get("HTTP_ACCEPT_ENCODING", ""), environ.get("HTTP_HX_REQUEST", ""),
-                    environ.get("wsgi.url_scheme", ""))
-        if _key_size(key) > MAX_KEY:
-            return self.app(environ, start_response)
-        entry = self._entries.get(key)
-        if entry is not None:
-            served = self._serve(entry, key, environ, start_response)
-            if served is not None:
-                return served
-        return self._fill(key, environ, start_response)
+        ready = self._ready(key, environ)
+        return ready(start_response) if ready is not None else self._fill(key, environ, start_response)
 
-    def _serve(self, entry: Entry, key: Key, environ: WSGIEnvironment,
-               start_response: StartResponse) -> Iterable[bytes] | None:
-        if entry.log_size >= 0 and (self.tlog is None or self.tlog.size() != entry.log_size):
+    def prepare(self, environ: WSGIEnvironment) -> bool:
+        """Whether environ's answer is kept. If so it is made ready (its file open, its per-request actions
+        run) and a call with environ answers it at once, never asking Flask: a server may then answer it on
+        a thread that must not wait (waitress' I/O thread, serving.py)."""
+        key = _key(environ)
+        ready = self._ready(key, environ) if key is not None else None
+        if ready is None:
+            return False
+        environ[PREPARED] = ready
+        return True
+
+    def _ready(self, key: Key, environ: WSGIEnvironment) -> Send | None:
+        """The kept answer for key, ready to send; None when Flask must answer."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if (entry.log_size >= 0 and (self.tlog is None or self.tlog.size() != entry.log_size)) or \
+                (entry.valid is not None and not entry.valid()):
             self._drop(key)
             return None
-        if entry.path is not None:
-            wrapper = environ.get("wsgi.file_wrapper")
-            if wrapper is None:  # a server without one: Flask reads the file itself
-                return None
-            try:
-                f = open(entry.path, "rb")  # noqa: SIM115 - the server closes it after sending
-            except OSError:  # evicted from the store: Flask decides what to answer now
-                self._drop(key)
-                return None
+        if entry.path is None:
             self._hit(entry)
-            start_response(entry.status, list(entry.headers))
-            return wrapper(f, entry.blksize)  # type: ignore[no-any-return]
+            return partial(_send_body, entry)
+        wrapper = environ.get("wsgi.file_wrapper")
+        if wrapper is None:  # a server without one: Flask reads the file itself
+            return None
+        try:
+            f = open(entry.path, "rb")  # noqa: SIM115 - the server closes it after sending
+        except OSError:  # evicted from the store: Flask decides what to answer now
+            self._drop(key)
+            return None
         self._hit(entry)
-        start_response(entry.status, list(entry.headers))
-        return [entry.body or b""]
+        return partial(_send_file, entry, wrapper, f)
 
     @staticmethod
     def _hit(entry: Entry) -> None:
@@ -149,6 +172,7 @@ class FastPath:
             return start_response(status, headers) if exc_info is None else start_response(status, headers, exc_info)
 
         result = self.app(environ, recording_start)
+        valid = environ.pop(KEEP_WHILE, None)
         if real_wrapper is not None:
             environ["wsgi.file_wrapper"] = real_wrapper
         if not seen or not seen[-1][0].startswith("200 "):
@@ -159,18 +183,19 @@ class FastPath:
         if any(k.lower() in ("set-cookie", "x-accel-redirect") for k, _ in headers):
             return result
         cache = next((v for k, v in headers if k.lower() == "cache-control"), "")
-        if "immutable" not in cache and not latest:
+        if "immutable" not in cache and not latest and valid is None:
             return result
         sent_file = recorder is not None and recorder.wrapped is not None and result is recorder.wrapped
         if sent_file:
             assert recorder is not None
             if recorder.path is not None:
-                self._put(key, Entry(status, headers, None, recorder.path, recorder.blksize, -1, tuple(actions)))
+                self._put(key, Entry(status, headers, None, recorder.path, recorder.blksize, -1, tuple(actions),
+                                     valid))
             return result
-        return self._keep_body(key, status, headers, result, log_size, tuple(actions))
+        return self._keep_body(key, status, headers, result, log_size, tuple(actions), valid)
 
     def _keep_body(self, key: Key, status: str, headers: list[tuple[str, str]], result: Iterable[bytes],
-                   log_size: int, actions: tuple[Action, ...]) -> Iterable[bytes]:
+                   log_size: int, actions: tuple[Action, ...], valid: Check | None) -> Iterable[bytes]:
         """Read a small body whole (Flask's bodies here are lists of bytes) and keep it."""
         length = next((v for k, v in headers if k.lower() == "content-length"), "")
         if not length.isdigit() or int(length) > MAX_BODY:
@@ -183,7 +208,7 @@ class FastPath:
                 close()
         if key[0] == "GET" and len(body) != int(length):
             return [body]
-        self._put(key, Entry(status, headers, body, None, 0, log_size, actions))
+        self._put(key, Entry(status, headers, body, None, 0, log_size, actions, valid))
         return [body]
 
     def _put(self, key: Key, entry: Entry) -> None:
@@ -214,3 +239,26 @@ def _key_size(key: Key) -> int:
 def _cost(key: Key, entry: Entry) -> int:
     """What an entry counts against MAX_BYTES: its body and its key."""
     return len(entry.body or b"") + _key_size(key)
+
+
+def _key(environ: WSGIEnvironment) -> Key | None:
+    """What a kept answer is looked up by; None for a request that always goes to Flask (or is too long to keep)."""
+    method = environ.get("REQUEST_METHOD", "")
+    if method not in ("GET", "HEAD") or any(h in environ for h in BYPASS):
+        return None
+    key: Key = (method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), environ.get("HTTP_HOST", ""),
+                environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", ""),
+                environ.get("HTTP_HX_REQUEST", ""), environ.get("wsgi.url_scheme", ""))
+    return key if _key_size(key) <= MAX_KEY else None
+
+
+def _send_body(entry: Entry, start_response: StartResponse) -> Iterable[bytes]:
+    start_response(entry.status, list(entry.headers))
+    return [entry.body or b""]
+
+
+def _send_file(entry: Entry, wrapper: Callable[..., Iterable[bytes]], f: Any,
+               start_response: StartResponse) -> Iterable[bytes]:
+    start_response(entry.status, list(entry.headers))
+    return wrapper(f, entry.blksize)
+

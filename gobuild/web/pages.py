@@ -14,6 +14,7 @@ from .. import module
 from ..compiler import MIN_GO_MINOR
 from ..goproxy import GoProxyError
 from ..spec import BuildSpec, GoVersion, SpecError
+from ..store import NEGATIVE_TTL
 from . import urls
 from .current import services
 
@@ -34,6 +35,12 @@ class VersionsCache:
         self._clock = clock
         self._entries: OrderedDict[str, tuple[float, list[str] | GoProxyError]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def stamp(self, module_path: str) -> float | None:
+        """When module_path's list was fetched, while get() would reuse it; else None."""
+        with self._lock:
+            hit = self._entries.get(module_path)
+        return hit[0] if hit is not None and self._clock() - hit[0] <= self._ttl else None
 
     def get(self, module_path: str) -> list[str]:
         """The tagged versions, newest first; raises the proxy's error (also kept for ttl)."""
@@ -78,8 +85,9 @@ class Column:
     filter: str = ""  # the id of its list, for a filter box; "" for none
 
 
-def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "", group: str = "") -> Link:
-    result = services().store.result_hint(other)
+def _link(spec: BuildSpec, other: BuildSpec, text: str, note: str = "", group: str = "",
+          hint_age: float = NEGATIVE_TTL) -> Link:
+    result = services().store.result_hint(other, hint_age)
     href = urls.result_url(other, result.sum) if result is not None else urls.build_url(other)
     return Link(text, href, result is not None, other == spec, note, group)
 
@@ -115,18 +123,20 @@ def _buildable(goversion: str) -> bool:
         return False
 
 
-def _targets(spec: BuildSpec) -> list[Link]:
+def _targets(spec: BuildSpec, hint_age: float) -> list[Link]:
     """Links to every target, grouped by OS: the OS of the most built target first, and so on."""
     broken = services().toolchains.broken_targets(spec.goversion)
     ordered = services().targets.by_popularity()
     systems = list(dict.fromkeys(goos for goos, _ in ordered))
     grouped = sorted(ordered, key=lambda t: systems.index(t[0]))  # stable: popularity within an OS
     return [_link(spec, spec.with_(goos=goos, goarch=goarch), f"{goos}/{goarch}",
-                  "broken" if (goos, goarch) in broken else "", goos) for goos, goarch in grouped]
+                  "broken" if (goos, goarch) in broken else "", goos, hint_age) for goos, goarch in grouped]
 
 
-def related(spec: BuildSpec) -> list[Column]:
-    """The four columns: module versions, targets, Go versions, variants (current one active)."""
+def related(spec: BuildSpec, hint_age: float = NEGATIVE_TTL) -> list[Column]:
+    """The four columns: module versions, targets, Go versions, variants (current one active).
+
+    hint_age: how old a remembered "not built" may be for a link's check mark (0: look now)."""
     error = ""
     try:
         versions = services().versions.get(spec.module)[:MAX_VERSION_LINKS]
@@ -139,12 +149,13 @@ def related(spec: BuildSpec) -> list[Column]:
         goversions = [spec.goversion, *goversions]
     installed = set(services().toolchains.installed())
     return [
-        Column("Module versions", [_link(spec, spec.with_(version=v), v) for v in versions], error),
-        Column("Targets", _targets(spec), filter="col-targets"),
-        Column("Go versions", [_link(spec, spec.with_(goversion=v), v, "" if v in installed else "installs on use")
-                               for v in goversions], filter="col-goversions"),
-        Column("Variants", [_link(spec, spec.with_(stripped=False), "default"),
-                            _link(spec, spec.with_(stripped=True), "stripped")]),
+        Column("Module versions", [_link(spec, spec.with_(version=v), v, hint_age=hint_age) for v in versions],
+               error),
+        Column("Targets", _targets(spec, hint_age), filter="col-targets"),
+        Column("Go versions", [_link(spec, spec.with_(goversion=v), v, "" if v in installed else "installs on use",
+                                     hint_age=hint_age) for v in goversions], filter="col-goversions"),
+        Column("Variants", [_link(spec, spec.with_(stripped=False), "default", hint_age=hint_age),
+                            _link(spec, spec.with_(stripped=True), "stripped", hint_age=hint_age)]),
     ]
 
 
@@ -156,8 +167,8 @@ class Newer:
     href: str
 
 
-def newer(spec: BuildSpec) -> Newer | None:
-    """The "newer version available" banner for spec, if there is one."""
+def newer(spec: BuildSpec, hint_age: float = NEGATIVE_TTL) -> Newer | None:
+    """The "newer version available" banner for spec, if there is one (hint_age: as for related)."""
     latest_module = ""
     try:
         listed = services().versions.get(spec.module)
@@ -182,7 +193,7 @@ def newer(spec: BuildSpec) -> Newer | None:
         text = f"A newer version of this module is available: {latest_module}"
     else:
         text = f"A newer Go toolchain version is available: {latest_go}"
-    return Newer(text, _link(spec, target, "").href)
+    return Newer(text, _link(spec, target, "", hint_age=hint_age).href)
 
 
 def _go_key(goversion: str) -> tuple[int, ...]:

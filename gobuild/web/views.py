@@ -17,7 +17,7 @@ from ..module import InvalidPath, check_path, is_valid_path
 from ..spec import BuildSpec, Record, SpecError
 from ..states import BuildState, JobState
 from ..store import Failure, Result
-from . import admission, fastpath, files, live, pages, resultfiles, urls
+from . import admission, fastpath, files, live, pages, pagestate, resultfiles, urls
 from .current import services
 from .logview import fold
 from .urls import Page
@@ -293,10 +293,11 @@ def result_url(spec: BuildSpec, sum_: str, page: Page) -> str | Response | BaseR
         raise HTTPProblem(404, f"this spec was built with sum {result.sum}, not {sum_}")
     record = Record(spec, result.size, result.sum)
     if page == Page.MAIN:
+        hint_age = pagestate.keep_result_page(request.environ, spec)  # kept by the fast path while current
         return render_template("result.html", spec=spec, result=result, record=record.pack().decode(),
                                reproduce=reproduce_command(spec, s.builder.settings.goproxy),
                                get_command=s.get_command(spec, result.sum, request.host),
-                               columns=pages.related(spec), newer=pages.newer(spec),
+                               columns=pages.related(spec, hint_age), newer=pages.newer(spec, hint_age),
                                pkgsite=pages.pkgsite_link(spec), latest=urls.latest_url(spec),
                                verifier_key=s.tlog.verifier_key, buildinfo=resultfiles.build_info_or_none(spec, result))
     if page == Page.LIVE:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from rq.serializers import JSONSerializer
 
@@ -18,6 +19,7 @@ ALARMS_KEY = "gobuild:reproducibility-alarms"  # newest first, JSON objects
 WORKER_FUNCTION = "gobuild.worker.build_job"
 SIGNATURE_HEADER = "X-Gobuild-Signature"
 SPEC_HEADER = "X-Gobuild-Spec"
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 def job_id(spec: BuildSpec) -> str:
@@ -40,5 +42,11 @@ def signature(secret: bytes, job: str, spec: str, digest: str) -> str:
     return hmac.new(secret, f"{job}\n{spec}\n{digest}".encode(), hashlib.sha256).hexdigest()
 
 
+def well_formed(given: str) -> bool:
+    """Whether given has a signature's shape (64 lowercase hex digits): anything else is refused unread."""
+    return _SIGNATURE.fullmatch(given) is not None
+
+
 def signature_ok(secret: bytes, job: str, spec: str, digest: str, given: str) -> bool:
-    return hmac.compare_digest(signature(secret, job, spec, digest), given)
+    # compare_digest takes only ASCII str: a header of any other text is refused before it.
+    return well_formed(given) and hmac.compare_digest(signature(secret, job, spec, digest), given)

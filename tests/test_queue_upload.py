@@ -187,3 +187,12 @@ def test_past_max_queued_new_builds_are_refused_for_now(app: Flask) -> None:
         waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
     with pytest.raises(Busy, match="2 builds wait for a worker"):
         small.check_available()
+
+
+@pytest.mark.parametrize("signature", ["é" * 64, "z" * 64, "ab", "0" * 65])
+def test_a_malformed_signature_is_refused_not_a_crash(app: Flask, signature: str) -> None:
+    start_job(app)
+    r = app.test_client().post(queueproto.UPLOAD_PATH + JOB, data=b"binary", headers={
+        queueproto.SIGNATURE_HEADER: signature, queueproto.SPEC_HEADER: str(SPEC)})
+    assert r.status_code == 403, r.get_data(as_text=True)
+    assert services_of(app).store.candidate(SPEC) is None

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import redis
 from rq import Queue, Retry, Worker
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.results import Result as RQResult
@@ -223,9 +223,12 @@ class BuildQueue:
 
 
 def _status(job: RQJob) -> JobStatus | None:
+    """The job's status, None once its hash is gone (deleted by another front door, or expired).
+
+    A RedisError is raised: an unreachable queue is a temporary failure, not the job's end."""
     try:
         return job.get_status()
-    except Exception:  # the job's hash is gone (deleted by another front door, or expired)
+    except (InvalidJobOperation, NoSuchJobError):
         return None
 
 

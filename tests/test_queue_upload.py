@@ -19,6 +19,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from gobuild import config as configmod
+from gobuild import queue as queuemod
 from gobuild import queueproto
 from gobuild.failures import Busy
 from gobuild.logstream import LogStream
@@ -196,3 +197,16 @@ def test_a_malformed_signature_is_refused_not_a_crash(app: Flask, signature: str
         queueproto.SIGNATURE_HEADER: signature, queueproto.SPEC_HEADER: str(SPEC)})
     assert r.status_code == 403, r.get_data(as_text=True)
     assert services_of(app).store.candidate(SPEC) is None
+
+
+def test_a_redis_error_while_following_a_job_is_not_taken_for_its_end(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as url:
+        conn = redis.Redis.from_url(url)
+        job = Queue("nobody", connection=conn, serializer=queueproto.SERIALIZER).enqueue(
+            queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", job_id=JOB)
+        assert queuemod._status(job) == JobStatus.QUEUED
+        job.delete()
+        assert queuemod._status(job) is None  # gone: ended
+        conn.shutdown(nosave=True)
+        with pytest.raises(redis.RedisError):
+            queuemod._status(job)  # unreachable: BuildQueue.build answers 503, not "the job ended"

@@ -49,6 +49,7 @@ def worker_cmd(config_file: str) -> None:
     import redis
 
     from . import services, worker
+    from .goproxy import redacted
 
     try:
         cfg = configmod.load(config_file)
@@ -60,7 +61,7 @@ def worker_cmd(config_file: str) -> None:
     try:
         worker.run(built)
     except redis.RedisError as e:
-        raise CommandError(f"the build queue at {cfg.queue} is unreachable: {e}") from e
+        raise CommandError(f"the build queue at {redacted(cfg.queue)} is unreachable: {e}") from e
 
 
 def _tame_malloc() -> None:

@@ -6,6 +6,7 @@ stream's byte offsets; the queue's config errors."""
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,9 +30,10 @@ from gobuild.spec import BuildSpec, sum_of
 from gobuild.web import create_app
 from gobuild.web.admin import create_admin_app
 from gobuild.web.current import services_of
-from tests.conftest import GOVERSION, make_config
+from tests.conftest import GOROOT, GOVERSION, make_config
 from tests.modproxy import ModuleProxy
 from tests.queuehelp import SECRET, redis_server, secret_file, start_worker, stop, wait_for_workers
+from tests.realserver import free_port
 
 SPEC = BuildSpec("example.com/up", "v1.0.0", "/", "linux", "amd64", GOVERSION)
 JOB = queueproto.job_id(SPEC)
@@ -210,3 +212,20 @@ def test_a_redis_error_while_following_a_job_is_not_taken_for_its_end(tmp_path: 
         conn.shutdown(nosave=True)
         with pytest.raises(redis.RedisError):
             queuemod._status(job)  # unreachable: BuildQueue.build answers 503, not "the job ended"
+
+
+def test_the_queue_s_password_and_address_are_never_shown(tmp_path: Path, modproxy: ModuleProxy) -> None:
+    port = free_port()  # nothing listens there
+    url = f"redis://:hunter2-redis-password@127.0.0.1:{port}/0"
+    app = create_app(make_config(tmp_path / "data", modproxy, queue=url, queue_secret_file=str(secret_file(tmp_path))))
+    r = upload(app.test_client(), b"binary")
+    assert r.status_code == 503 and r.get_data(as_text=True) == "the build queue is unreachable\n"  # type: ignore[attr-defined]
+    (tmp_path / "worker.json").write_text(json.dumps({"queue": url, "queue_secret_file": str(secret_file(tmp_path)),
+                                                      "data_dir": str(tmp_path / "worker"), "goproxy": modproxy.url,
+                                                      "environment": ["GOSUMDB=off"],
+                                                      "toolchains": {GOVERSION: GOROOT}}))
+    out = subprocess.run([sys.executable, "-m", "gobuild", "worker", "--config", str(tmp_path / "worker.json")],
+                         capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2 and "unreachable" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "hunter2-redis-password" not in out.stderr and "redis://:xxxxx@127.0.0.1" in out.stderr, out.stderr

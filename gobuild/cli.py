@@ -107,7 +107,8 @@ def run_server(config_file: str | None, listen: str | None) -> None:
     serving.raise_open_files_limit()
     # Waitress trusts one proxy address at most: with trusted_proxies (networks), admission.client
     # decides itself which X-Forwarded-For hops to believe, so waitress must leave the header.
-    server = _listener(app, cfg.listen, cfg.threads, clear_untrusted_proxy_headers=not cfg.trusted_proxies)
+    server = _listener(app, cfg.listen, cfg.threads, clear_untrusted_proxy_headers=not cfg.trusted_proxies,
+                       max_request_body_size=serving.max_body(cfg.queue_max_upload_mb if cfg.queue else 0))
     admin = None
     if cfg.admin_listen:  # its own server and threads: never reachable through the public port
         admin = _listener(create_admin_app(services, reload if config_file else None), cfg.admin_listen, 4,

@@ -6,11 +6,14 @@ stream's byte offsets; the queue's config errors."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -33,7 +36,7 @@ from gobuild.web.current import services_of
 from tests.conftest import GOROOT, GOVERSION, make_config
 from tests.modproxy import ModuleProxy
 from tests.queuehelp import SECRET, redis_server, secret_file, start_worker, stop, wait_for_workers
-from tests.realserver import free_port
+from tests.realserver import free_port, real_server
 
 SPEC = BuildSpec("example.com/up", "v1.0.0", "/", "linux", "amd64", GOVERSION)
 JOB = queueproto.job_id(SPEC)
@@ -229,3 +232,56 @@ def test_the_queue_s_password_and_address_are_never_shown(tmp_path: Path, modpro
                          env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 2 and "unreachable" in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert "hunter2-redis-password" not in out.stderr and "redis://:xxxxx@127.0.0.1" in out.stderr, out.stderr
+
+
+class CountingBody(io.BytesIO):
+    """A request body (wsgi.input) that notes how many bytes the view read."""
+
+    taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.taken += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        n = super().readinto(buffer)
+        self.taken += n
+        return n
+
+
+def post_counting(app: Flask, signature: str, body: bytes, length: int) -> tuple[int, int]:
+    """Post body to JOB's upload as waitress hands it on (Content-Length: length); the status and bytes read."""
+    stream = CountingBody(body)
+    r = app.test_client().post(queueproto.UPLOAD_PATH + JOB, environ_overrides={
+        "wsgi.input": stream, "CONTENT_LENGTH": str(length)}, headers={
+        queueproto.SIGNATURE_HEADER: signature, queueproto.SPEC_HEADER: str(SPEC)})
+    return r.status_code, stream.taken
+
+
+def test_an_upload_is_refused_before_its_body_is_read(app: Flask) -> None:
+    body = b"binary"
+    sig = queueproto.signature(SECRET.encode(), JOB, str(SPEC), hashlib.sha256(body).hexdigest())
+    assert post_counting(app, sig, body, len(body)) == (409, 0)  # no such build runs
+    start_job(app)
+    assert post_counting(app, "not a signature", body, len(body)) == (403, 0)
+    assert post_counting(app, sig, body, 2 << 20) == (413, 0)
+    assert post_counting(app, sig, body, len(body)) == (200, len(body))
+
+
+def head_only(base: str, path: str, length: int) -> str:
+    """The status line the server answers a POST whose head announces length bytes that never come."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n\r\n".encode())
+        return sock.recv(4096).decode(errors="replace").split("\r\n")[0]
+
+
+def test_waitress_refuses_a_big_body_before_buffering_it(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> None:
+    (tmp_path / "plain").mkdir()
+    with real_server(tmp_path / "plain", modproxy.url) as base:  # no queue: nothing posts more than a form
+        assert head_only(base, "/", 64 << 20) == "HTTP/1.1 413 Request Entity Too Large"
+    (tmp_path / "coordinator").mkdir()
+    with real_server(tmp_path / "coordinator", modproxy.url, queue=queue, queue_max_upload_mb=1,
+                     queue_secret_file=str(secret_file(tmp_path))) as base:
+        assert head_only(base, queueproto.UPLOAD_PATH + JOB, 2 << 20) == "HTTP/1.1 413 Request Entity Too Large"

@@ -133,7 +133,8 @@ class BuildQueue:
             stream.delete()  # a new job's log starts at offset 0
             queue = Queue(self._queue_name(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
             stream.append(f"queued for a worker (queue {queue.name})\n".encode())
-            return queue.enqueue(queueproto.WORKER_FUNCTION, str(spec), self.upload_url, job_id=job_id,
+            return queue.enqueue(queueproto.WORKER_FUNCTION, str(spec), self.upload_url, queueproto.new_token(),
+                                 job_id=job_id,
                                  job_timeout=self.job_timeout, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                                  retry=Retry(max=RETRIES), description=str(spec))
 
@@ -201,15 +202,15 @@ class BuildQueue:
 
     # What the upload endpoint and the admin page ask --------------------------------------------
 
-    def started_spec(self, job_id: str) -> str | None:
-        """The spec of a job a worker runs now, None if no such job runs (an upload for it is refused)."""
+    def running(self, job_id: str) -> tuple[str, str] | None:
+        """The spec and run token of a job a worker runs now, None if no such job runs (its upload is refused)."""
         try:
             job = RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
         except NoSuchJobError:
             return None
-        if job.get_status() != JobStatus.STARTED or not job.args:
+        if job.get_status() != JobStatus.STARTED or len(job.args) != 3:
             return None
-        return str(job.args[0])
+        return str(job.args[0]), str(job.args[2])
 
     def workers(self) -> list[WorkerView]:
         """The live workers and what each builds."""

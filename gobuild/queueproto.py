@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
 
 from rq.serializers import JSONSerializer
 
@@ -37,9 +38,17 @@ def queue_for_goversion(goversion: str) -> str:
     return f"{GENERAL_QUEUE}-{goversion}"
 
 
-def signature(secret: bytes, job: str, spec: str, digest: str) -> str:
-    """HMAC-SHA256 over the job, its spec and the sha256 (hex) of the uploaded body."""
-    return hmac.new(secret, f"{job}\n{spec}\n{digest}".encode(), hashlib.sha256).hexdigest()
+def signature(secret: bytes, job: str, token: str, spec: str, digest: str) -> str:
+    """HMAC-SHA256 over the job, its run's token, its spec and the sha256 (hex) of the uploaded body.
+
+    The token is new at each enqueue (the job id is the spec's and repeats): an upload captured on
+    the wire cannot be replayed when the spec is built again."""
+    return hmac.new(secret, f"{job}\n{token}\n{spec}\n{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def new_token() -> str:
+    """The token of a new run of a job (an argument of its worker function, signed with its upload)."""
+    return secrets.token_hex(16)
 
 
 def well_formed(given: str) -> bool:
@@ -47,6 +56,6 @@ def well_formed(given: str) -> bool:
     return _SIGNATURE.fullmatch(given) is not None
 
 
-def signature_ok(secret: bytes, job: str, spec: str, digest: str, given: str) -> bool:
+def signature_ok(secret: bytes, job: str, token: str, spec: str, digest: str, given: str) -> bool:
     # compare_digest takes only ASCII str: a header of any other text is refused before it.
-    return well_formed(given) and hmac.compare_digest(signature(secret, job, spec, digest), given)
+    return well_formed(given) and hmac.compare_digest(signature(secret, job, token, spec, digest), given)

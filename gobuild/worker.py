@@ -60,8 +60,8 @@ def run(services: WorkerServices) -> None:
     worker.work(with_scheduler=False)
 
 
-def build_job(spec_text: str, upload_url: str) -> dict[str, Any]:
-    """The RQ job: build spec_text here and upload the binary; what happened, for the coordinator."""
+def build_job(spec_text: str, upload_url: str, token: str) -> dict[str, Any]:
+    """The RQ job: build spec_text here and upload the binary (signed with this run's token); what happened."""
     s = _services
     job = get_current_job()
     if s is None or job is None:
@@ -87,17 +87,18 @@ def build_job(spec_text: str, upload_url: str) -> dict[str, Any]:
                 return {"outcome": "error", "code": e.code, "message": str(e)}
             sum_, size = digest_file(binary)
             note(out, f"\nbuilt {spec.exec_name}: {size} bytes, sum {sum_}; sending it to the coordinator\n")
-        return _upload(s.secret, upload_url, job.id, spec, binary, sum_)
+        return _upload(s.secret, upload_url, job.id, token, spec, binary, sum_)
 
 
-def _upload(secret: bytes, base: str, job_id: str, spec: BuildSpec, binary: Path, sum_: str) -> dict[str, Any]:
+def _upload(secret: bytes, base: str, job_id: str, token: str, spec: BuildSpec, binary: Path,
+            sum_: str) -> dict[str, Any]:
     """Post the binary, signed; the coordinator answers with the sum it computed itself."""
     h = hashlib.sha256()
     with open(binary, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     headers = {queueproto.SPEC_HEADER: str(spec),
-               queueproto.SIGNATURE_HEADER: queueproto.signature(secret, job_id, str(spec), h.hexdigest())}
+               queueproto.SIGNATURE_HEADER: queueproto.signature(secret, job_id, token, str(spec), h.hexdigest())}
     with open(binary, "rb") as f:
         resp = requests.post(base.rstrip("/") + queueproto.UPLOAD_PATH + job_id, data=f, headers=headers,
                              timeout=UPLOAD_TIMEOUT)

@@ -20,6 +20,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
+from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from gobuild import config as configmod
@@ -40,6 +41,7 @@ from tests.realserver import free_port, real_server
 
 SPEC = BuildSpec("example.com/up", "v1.0.0", "/", "linux", "amd64", GOVERSION)
 JOB = queueproto.job_id(SPEC)
+TOKEN = "a-run-token-0001"
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +57,21 @@ def app(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> Flask:
                                   queue_secret_file=str(secret_file(tmp_path)), queue_max_upload_mb=1))
 
 
-def start_job(app: Flask) -> None:
+def start_job(app: Flask, token: str = TOKEN) -> None:
     """The job of SPEC as RQ has it while a worker runs it (on a queue no worker takes from)."""
     conn = services_of(app).queue.conn  # type: ignore[union-attr]
     nobody = Queue("nobody", connection=conn, serializer=queueproto.SERIALIZER)
-    job = nobody.enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", job_id=JOB)
+    job = nobody.enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", token, job_id=JOB)
     job.set_status(JobStatus.STARTED)
 
 
-def upload(client: FlaskClient, body: bytes, secret: str = SECRET, job: str = JOB, spec: str = str(SPEC)) -> object:
-    sig = queueproto.signature(secret.encode(), job, spec, hashlib.sha256(body).hexdigest())
+def sign(body: bytes, secret: str = SECRET, job: str = JOB, spec: str = str(SPEC), token: str = TOKEN) -> str:
+    return queueproto.signature(secret.encode(), job, token, spec, hashlib.sha256(body).hexdigest())
+
+
+def upload(client: FlaskClient, body: bytes, secret: str = SECRET, job: str = JOB, spec: str = str(SPEC),
+           token: str = TOKEN) -> object:
+    sig = sign(body, secret, job, spec, token)
     return client.post(queueproto.UPLOAD_PATH + job, data=body,
                        headers={queueproto.SIGNATURE_HEADER: sig, queueproto.SPEC_HEADER: spec})
 
@@ -77,8 +84,7 @@ def test_only_signed_uploads_for_running_jobs_are_taken(app: Flask) -> None:
     start_job(app)
     assert upload(client, b"binary", secret="another-secret-of-enough-length").status_code == 403
     r = client.post(queueproto.UPLOAD_PATH + JOB, data=b"binary", headers={
-        queueproto.SIGNATURE_HEADER: queueproto.signature(SECRET.encode(), JOB, str(SPEC),
-                                                          hashlib.sha256(b"other").hexdigest()),
+        queueproto.SIGNATURE_HEADER: sign(b"other"),
         queueproto.SPEC_HEADER: str(SPEC)})
     assert r.status_code == 403  # the signature covers the body
     assert upload(client, b"x" * (2 << 20)).status_code == 413
@@ -177,7 +183,8 @@ def test_a_build_waiting_for_a_worker_shows_its_place(app: Flask) -> None:
     waiting = Queue(queueproto.GENERAL_QUEUE, connection=conn, serializer=queueproto.SERIALIZER)  # no worker runs
     other = SPEC.with_(goarch="arm64")
     for spec in (other, SPEC):
-        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
+        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", TOKEN,
+                        job_id=queueproto.job_id(spec))
     assert build_queue.position(other) == 1 and build_queue.position(SPEC) == 2
     assert build_queue.position(SPEC.with_(goarch="386")) == 0  # no such job
 
@@ -190,7 +197,8 @@ def test_past_max_queued_new_builds_are_refused_for_now(app: Flask) -> None:
     waiting = Queue(queueproto.GENERAL_QUEUE, connection=small.conn, serializer=queueproto.SERIALIZER)
     for arch in ("arm64", "386"):
         spec = SPEC.with_(goarch=arch)
-        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
+        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", TOKEN,
+                        job_id=queueproto.job_id(spec))
     with pytest.raises(Busy, match="2 builds wait for a worker"):
         small.check_available()
 
@@ -208,7 +216,7 @@ def test_a_redis_error_while_following_a_job_is_not_taken_for_its_end(tmp_path: 
     with redis_server(tmp_path) as url:
         conn = redis.Redis.from_url(url)
         job = Queue("nobody", connection=conn, serializer=queueproto.SERIALIZER).enqueue(
-            queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", job_id=JOB)
+            queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", TOKEN, job_id=JOB)
         assert queuemod._status(job) == JobStatus.QUEUED
         job.delete()
         assert queuemod._status(job) is None  # gone: ended
@@ -261,7 +269,7 @@ def post_counting(app: Flask, signature: str, body: bytes, length: int) -> tuple
 
 def test_an_upload_is_refused_before_its_body_is_read(app: Flask) -> None:
     body = b"binary"
-    sig = queueproto.signature(SECRET.encode(), JOB, str(SPEC), hashlib.sha256(body).hexdigest())
+    sig = sign(body)
     assert post_counting(app, sig, body, len(body)) == (409, 0)  # no such build runs
     start_job(app)
     assert post_counting(app, "not a signature", body, len(body)) == (403, 0)
@@ -285,3 +293,16 @@ def test_waitress_refuses_a_big_body_before_buffering_it(queue: str, tmp_path: P
     with real_server(tmp_path / "coordinator", modproxy.url, queue=queue, queue_max_upload_mb=1,
                      queue_secret_file=str(secret_file(tmp_path))) as base:
         assert head_only(base, queueproto.UPLOAD_PATH + JOB, 2 << 20) == "HTTP/1.1 413 Request Entity Too Large"
+
+
+def test_a_captured_upload_is_refused_on_a_later_run_of_its_job(app: Flask) -> None:
+    s = services_of(app)
+    start_job(app, token="the-first-run")
+    captured = {queueproto.SIGNATURE_HEADER: sign(b"old bytes", token="the-first-run"),
+                queueproto.SPEC_HEADER: str(SPEC)}  # a genuine upload of the first run, seen on the wire
+    RQJob.fetch(JOB, connection=s.queue.conn).delete()  # type: ignore[union-attr]  # that run ended
+    start_job(app, token="the-second-run")  # the spec is built again: its job id is the same
+    r = app.test_client().post(queueproto.UPLOAD_PATH + JOB, data=b"old bytes", headers=captured)
+    assert r.status_code == 403 and s.store.candidate(SPEC) is None
+    assert upload(app.test_client(), b"new bytes", token="the-second-run").status_code == 200  # type: ignore[attr-defined]
+

@@ -1,7 +1,7 @@
 """The coordinator's internal endpoint where queue workers post the binaries they built.
 
-Only a worker holding the shared secret can post (HMAC over job, spec and the body's sha256), only
-for a job that runs now, and at most queue_max_upload_mb. The binary is hashed here; the sum a
+Only a worker holding the shared secret can post (HMAC over job, the run's token, spec and the
+body's sha256), only for a job that runs now, and at most queue_max_upload_mb. The binary is hashed here; the sum a
 worker may claim is never read. Answers are plain text, never a traceback.
 """
 
@@ -50,13 +50,14 @@ def upload(job_id: str) -> Response:
     except SpecError as e:
         return _text(f"bad build spec: {e}", 400)
     try:
-        if queueproto.job_id(spec) != job_id or s.queue.started_spec(job_id) != spec_text:
+        running = s.queue.running(job_id) if queueproto.job_id(spec) == job_id else None
+        if running is None or running[0] != spec_text:
             return _text("no such build is running", 409)
         with tempfile.NamedTemporaryFile(dir=s.store.tmp) as f:
             digest = _receive(Path(f.name), length)
             if digest is None:
                 return _text("the body ended before its Content-Length", 400)
-            if not queueproto.signature_ok(s.queue_secret, job_id, spec_text, digest, signature):
+            if not queueproto.signature_ok(s.queue_secret, job_id, running[1], spec_text, digest, signature):
                 return _text("bad signature", 403)
             return _accept(spec, Path(f.name))
     except redis.RedisError:  # its text names Redis's host and port: not for an unauthenticated client

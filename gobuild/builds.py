@@ -175,6 +175,7 @@ class Builder:
         with self._lock(spec):
             if (done := self.store.result(spec)) is not None:
                 return done
+            candidate = self._still_candidate(spec, candidate)
             number = None
             if self.tlog is not None:
                 record = Record(spec, candidate.size, candidate.sum).pack()
@@ -189,6 +190,19 @@ class Builder:
         if self.targets is not None:
             self.targets.count((spec.goos, spec.goarch))
         return result
+
+    def _still_candidate(self, spec: BuildSpec, candidate: Result) -> Result:
+        """The stored candidate, if it is still the one verified (the lock is held).
+
+        A second upload with another sum (accept_upload) drops the candidate while its build waits on
+        the verifiers: then that build must log nothing either."""
+        stored = self.store.candidate(spec)
+        if stored is None:
+            raise Unreproducible(spec, candidate.sum, "something else (its candidate was dropped by a "
+                                 "reproducibility alarm)")
+        if stored.sum != candidate.sum:
+            raise Unreproducible(spec, candidate.sum, stored.sum)
+        return stored
 
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Compile spec here; store the result as a candidate, a permanent failure as a failure."""

@@ -26,6 +26,7 @@ from rq.job import JobStatus
 from gobuild import config as configmod
 from gobuild import queue as queuemod
 from gobuild import queueproto
+from gobuild.builds import Unreproducible
 from gobuild.failures import Busy
 from gobuild.logstream import LogStream
 from gobuild.queue import BuildQueue
@@ -305,4 +306,16 @@ def test_a_captured_upload_is_refused_on_a_later_run_of_its_job(app: Flask) -> N
     r = app.test_client().post(queueproto.UPLOAD_PATH + JOB, data=b"old bytes", headers=captured)
     assert r.status_code == 403 and s.store.candidate(SPEC) is None
     assert upload(app.test_client(), b"new bytes", token="the-second-run").status_code == 200  # type: ignore[attr-defined]
+
+
+def test_a_candidate_an_alarm_dropped_is_not_logged_by_its_follower(app: Flask) -> None:
+    s = services_of(app)
+    start_job(app)
+    assert upload(app.test_client(), b"first build").status_code == 200  # type: ignore[attr-defined]
+    followed = s.store.candidate(SPEC)  # what BuildQueue.build hands the Builder, which then asks its verifiers
+    assert followed is not None
+    assert upload(app.test_client(), b"second build").status_code == 409  # type: ignore[attr-defined]  # the alarm
+    with pytest.raises(Unreproducible):
+        s.builder._publish(SPEC, followed)  # the follower, done verifying, goes on to log
+    assert s.tlog.size() == 0 and s.store.result(SPEC) is None
 

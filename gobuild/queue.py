@@ -40,6 +40,7 @@ UNREACHABLE = ("the build queue is unreachable, so no new build can start now (b
 ACTIVE = {JobStatus.CREATED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 FOLLOW_BLOCK_MS = 250  # a waiting coordinator looks at the job's status at least this often
 RETRIES = 3  # times RQ takes a job up again after its worker died (or it raised)
+TTL_GRACE = 60  # seconds a job outlives its followers' deadline in Redis: they give it up, with a clear message
 RESULT_TTL = 3600  # seconds RQ keeps an ended job for front doors still following it
 ROUTES_SECONDS = 5.0  # how long which Go versions have their own workers is remembered
 ERRORS: dict[str, type[BuildError]] = {"not-found": NotFound, "unprocessable": UserError}
@@ -63,12 +64,14 @@ class BuildQueue:
     """Enqueues builds for queue workers and waits for them (Builder's remote compiler)."""
 
     def __init__(self, conn: redis.Redis, store: Store, upload_url: str, job_timeout: float,
-                 on_alarm: Callable[[BuildSpec], None] = lambda spec: None, max_queued: int = 1000) -> None:
+                 wait_seconds: int = 900, on_alarm: Callable[[BuildSpec], None] = lambda spec: None,
+                 max_queued: int = 1000) -> None:
         self.conn = conn
         self.max_queued = max_queued  # past it a new build is refused for now (Busy: 503, Retry-After)
         self.store = store
         self.upload_url = upload_url
         self.job_timeout = int(job_timeout)
+        self.wait_seconds = wait_seconds  # a build no worker took (and finished) in this + job_timeout: given up
         self.on_alarm = on_alarm
         self._routes: tuple[float, set[str]] = (0.0, set())
 
@@ -121,7 +124,7 @@ class BuildQueue:
     def _job(self, spec: BuildSpec) -> RQJob:
         """The active job of spec, enqueued now if there is none (atomically across front doors)."""
         job_id = queueproto.job_id(spec)
-        with self.conn.lock(f"gobuild:enqueue:{job_id}", timeout=30, blocking_timeout=30):
+        with self._enqueue_lock(job_id):
             try:
                 job = RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
                 if job.get_status() in ACTIVE:
@@ -134,9 +137,13 @@ class BuildQueue:
             queue = Queue(self._queue_name(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
             stream.append(f"queued for a worker (queue {queue.name})\n".encode())
             return queue.enqueue(queueproto.WORKER_FUNCTION, str(spec), self.upload_url, queueproto.new_token(),
-                                 job_id=job_id,
-                                 job_timeout=self.job_timeout, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+                                 job_id=job_id, job_timeout=self.job_timeout, result_ttl=RESULT_TTL,
+                                 failure_ttl=RESULT_TTL, ttl=self.wait_seconds + self.job_timeout + TTL_GRACE,
                                  retry=Retry(max=RETRIES), description=str(spec))
+
+    def _enqueue_lock(self, job_id: str) -> Any:
+        """The Redis lock under which front doors enqueue, move or give up a spec's job."""
+        return self.conn.lock(f"gobuild:enqueue:{job_id}", timeout=30, blocking_timeout=30)
 
     def _queues(self) -> set[str]:
         """The queues live workers take from, and the general queue (remembered for ROUTES_SECONDS)."""
@@ -157,9 +164,12 @@ class BuildQueue:
         wakes the read); out then holds the same bytes as the stream."""
         stream = LogStream(self.conn, queueproto.log_key(job.id))
         after = "0-0"
+        deadline = time.monotonic() + self.wait_seconds + self.job_timeout
         while True:
             # Before reading: what the worker wrote before ending is read.
-            ended = uploaded() or _status(job) not in ACTIVE
+            ended = uploaded() or (status := _status(job)) not in ACTIVE
+            if not ended:
+                self._keep_going(job, status, deadline)
             data, after = stream.read(after, block_ms=None if ended else FOLLOW_BLOCK_MS)
             while data:
                 out.write(data)
@@ -167,6 +177,45 @@ class BuildQueue:
             out.flush()
             if ended:
                 return
+
+    def _keep_going(self, job: RQJob, status: JobStatus | None, deadline: float) -> None:
+        """Give the job up past its deadline (TemporaryFailure); move it to the general queue when it waits
+        on a Go version's queue no live worker takes from (that worker left: it would wait forever)."""
+        if time.monotonic() > deadline:
+            self._give_up(job)
+            what = "took" if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED) else "finished"
+            raise TemporaryFailure(f"no worker {what} the build in {self.wait_seconds + self.job_timeout} s; "
+                                   "try again later")
+        if status == JobStatus.QUEUED and job.origin != queueproto.GENERAL_QUEUE and job.origin not in self._queues():
+            self._reroute(job)
+
+    def _give_up(self, job: RQJob) -> None:
+        """Delete the job unless another front door replaced it meanwhile: the next request enqueues anew."""
+        with self._enqueue_lock(job.id):
+            current = self._fetch(job.id)
+            if current is not None and list(current.args) == list(job.args):  # this run (its token), not a newer one
+                current.delete()
+
+    def _fetch(self, job_id: str) -> RQJob | None:
+        try:
+            return RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
+        except NoSuchJobError:
+            return None
+
+    def _reroute(self, job: RQJob) -> None:
+        """Move a job still queued from its Go version's queue to the general one."""
+        with self._enqueue_lock(job.id):
+            current = self._fetch(job.id)
+            if current is None:
+                return
+            origin = Queue(current.origin, connection=self.conn, serializer=queueproto.SERIALIZER)
+            if current.get_status() != JobStatus.QUEUED or origin.remove(job.id) == 0:
+                return  # taken meanwhile, or moved by another front door
+            Queue(queueproto.GENERAL_QUEUE, connection=self.conn, serializer=queueproto.SERIALIZER).enqueue_job(current)
+        job.origin = current.origin
+        log.warning("no worker takes %s any more: %s moved to the general queue", origin.name, job.id)
+        LogStream(self.conn, queueproto.log_key(job.id)).append(
+            f"no worker takes from {origin.name} any more: moved to the general queue\n".encode())
 
     def _error(self, spec: BuildSpec, outcome: dict[str, Any]) -> Exception:
         """The error a job's outcome says (its upload never arrived: that would be a success)."""
@@ -204,11 +253,8 @@ class BuildQueue:
 
     def running(self, job_id: str) -> tuple[str, str] | None:
         """The spec and run token of a job a worker runs now, None if no such job runs (its upload is refused)."""
-        try:
-            job = RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
-        except NoSuchJobError:
-            return None
-        if job.get_status() != JobStatus.STARTED or len(job.args) != 3:
+        job = self._fetch(job_id)
+        if job is None or job.get_status() != JobStatus.STARTED or len(job.args) != 3:
             return None
         return str(job.args[0]), str(job.args[2])
 

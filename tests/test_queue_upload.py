@@ -11,6 +11,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
+from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
@@ -27,7 +29,7 @@ from gobuild import config as configmod
 from gobuild import queue as queuemod
 from gobuild import queueproto
 from gobuild.builds import Unreproducible
-from gobuild.failures import Busy
+from gobuild.failures import Busy, TemporaryFailure
 from gobuild.logstream import LogStream
 from gobuild.queue import BuildQueue
 from gobuild.services import build_services
@@ -318,4 +320,28 @@ def test_a_candidate_an_alarm_dropped_is_not_logged_by_its_follower(app: Flask) 
     with pytest.raises(Unreproducible):
         s.builder._publish(SPEC, followed)  # the follower, done verifying, goes on to log
     assert s.tlog.size() == 0 and s.store.result(SPEC) is None
+
+
+def test_with_no_worker_a_build_fails_as_temporary_after_its_deadline_and_the_next_enqueues_anew(app: Flask) -> None:
+    s = services_of(app)
+    assert s.queue is not None
+    short = BuildQueue(s.queue.conn, s.store, "http://unused", job_timeout=1, wait_seconds=1)
+    with tempfile.TemporaryFile() as out, pytest.raises(TemporaryFailure, match="no worker took the build in 2 s"):
+        short.build(SPEC, out)  # no worker runs
+    with pytest.raises(NoSuchJobError):
+        RQJob.fetch(JOB, connection=short.conn)  # given up: not left for later requests to join
+    job = short._job(SPEC)  # the next request
+    assert job.get_status() == JobStatus.QUEUED and job.origin == queueproto.GENERAL_QUEUE
+
+
+def test_a_build_waiting_for_a_go_version_s_worker_that_left_goes_to_the_general_queue(app: Flask) -> None:
+    s = services_of(app)
+    assert s.queue is not None
+    own = Queue(queueproto.queue_for_goversion(GOVERSION), connection=s.queue.conn, serializer=queueproto.SERIALIZER)
+    own.enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", TOKEN, job_id=JOB)  # its worker is gone
+    short = BuildQueue(s.queue.conn, s.store, "http://unused", job_timeout=1, wait_seconds=2)
+    with tempfile.TemporaryFile() as out, pytest.raises(TemporaryFailure, match="no worker took the build"):
+        short.build(SPEC, out)
+    assert JOB.encode() not in s.queue.conn.lrange(f"rq:queue:{own.name}", 0, -1)
+    assert "moved to the general queue" in short.log_of(SPEC).decode()
 

@@ -24,7 +24,7 @@ from . import gocmd, queueproto
 from .compiler import CompileFailure, note
 from .failures import BuildError
 from .logstream import FileForwarder, LogStream
-from .spec import BuildSpec, SpecError
+from .spec import BuildSpec, SpecError, check_paths
 from .store import digest_file
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def build_job(spec_text: str, upload_url: str, token: str) -> dict[str, Any]:
         raise RuntimeError("build_job runs only inside `gobuild worker`")
     try:
         spec = BuildSpec.parse(spec_text, s.targets)
+        check_paths(spec)  # as the coordinator's URLs do: nothing else reaches go
     except SpecError as e:
         return {"outcome": "error", "code": "unprocessable", "message": f"bad build spec: {e}"}
     if s.goversions and spec.goversion not in s.goversions:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -345,3 +346,20 @@ def test_a_build_waiting_for_a_go_version_s_worker_that_left_goes_to_the_general
     assert JOB.encode() not in s.queue.conn.lrange(f"rq:queue:{own.name}", 0, -1)
     assert "moved to the general queue" in short.log_of(SPEC).decode()
 
+
+def test_a_worker_refuses_a_spec_against_go_s_path_rules(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> None:
+    conn = redis.Redis.from_url(queue)
+    conn.flushall()
+    bad = f"example.com/x~1@v1.0.0/linux-amd64-{GOVERSION}/"  # parses as a spec; Go refuses the path
+    job = Queue(queueproto.GENERAL_QUEUE, connection=conn, serializer=queueproto.SERIALIZER).enqueue(
+        queueproto.WORKER_FUNCTION, bad, "http://unused", TOKEN, job_id="gobuild-bad-path")
+    worker = start_worker(tmp_path, "strict", queue, modproxy.url)
+    try:
+        deadline = time.monotonic() + 120
+        while job.get_status() not in (JobStatus.FINISHED, JobStatus.FAILED) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop(worker)
+    outcome = job.latest_result().return_value  # type: ignore[union-attr]
+    assert outcome["code"] == "unprocessable" and "bad module path" in outcome["message"], outcome
+    assert "go mod download" not in LogStream(conn, queueproto.log_key(job.id)).whole().decode()

@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -35,7 +34,7 @@ from .failures import (
 from .phases import Phase, marker
 from .spec import BuildSpec, Record, sum_from_digest
 from .states import JobState
-from .store import Failure, Result, Store, digest_file
+from .store import Failure, Result, Store, digest_file, now_text
 from .targets import Targets
 from .toolchains import Toolchains
 from .verify import PeerMismatch, Peers, Verification
@@ -98,7 +97,7 @@ class Builder:
 
     def _lock(self, spec: BuildSpec) -> FileLock:
         """The cross-process lock of one spec, held while compiling and while logging."""
-        return FileLock(str(self.locks / (hashlib.sha256(str(spec).encode()).hexdigest() + ".lock")))
+        return FileLock(str(self.locks / (spec.key() + ".lock")))
 
     def build(self, spec: BuildSpec, out: BinaryIO, chain: tuple[str, ...] = (),
               compiled: Callable[[], None] = lambda: None) -> Result:
@@ -220,7 +219,7 @@ class Builder:
     def store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
         message = failure_message(reason, output, error)
         logblob = self.store.put_blob(f"{error}\n\n{output}".encode())
-        self.store.put_failure(Failure(str(spec), reason, message, logblob, _now()))
+        self.store.put_failure(Failure(str(spec), reason, message, logblob, now_text()))
         return PermanentFailure(reason, message)
 
     def _store(self, spec: BuildSpec, binary: Path, out: BinaryIO) -> Result:
@@ -237,7 +236,7 @@ class Builder:
         binary.seek(0)
         gz_blob, size_gz = self.store.put_blob_gzip(binary)
         log_blob = self.store.put_blob(log)
-        candidate = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, _now())
+        candidate = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, now_text())
         self.store.put_candidate(candidate)
         return candidate
 
@@ -280,10 +279,6 @@ def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
 
 
 _RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EAGAIN)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # The coordinator ----------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import redis
@@ -31,7 +30,7 @@ from .compiler import CompileFailure
 from .failures import BuildError, Busy, NotFound, TemporaryFailure, UserError
 from .logstream import LogStream
 from .spec import BuildSpec
-from .store import Result, Store
+from .store import Result, Store, now_text
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ TTL_GRACE = 60  # seconds a job outlives its followers' deadline in Redis: they 
 RESULT_TTL = 3600  # seconds RQ keeps an ended job for front doors still following it
 ROUTES_SECONDS = 5.0  # how long which Go versions have their own workers is remembered
 ERRORS: dict[str, type[BuildError]] = {"not-found": NotFound, "unprocessable": UserError}
-MAX_OUTPUT = 256 * 1024  # most bytes of a worker's failure output kept
 
 
 @dataclass(frozen=True)
@@ -222,7 +220,7 @@ class BuildQueue:
         kind = outcome.get("outcome")
         if kind == "failure":
             return CompileFailure(str(outcome.get("reason", ""))[:200], str(outcome.get("error", ""))[:2000],
-                                  str(outcome.get("output", ""))[-MAX_OUTPUT:])
+                                  str(outcome.get("output", ""))[-queueproto.MAX_OUTPUT:])
         if kind == "error":
             error = ERRORS.get(str(outcome.get("code")), TemporaryFailure)
             return error(str(outcome.get("message", "the worker failed"))[:2000])
@@ -239,7 +237,7 @@ class BuildQueue:
         """Two builds of spec gave different sums: remember it (shown on the admin page) and count it."""
         log.error("reproducibility alarm: %s built as %s and as %s", spec, first, second)
         entry = {"spec": str(spec), "first": first, "second": second,
-                 "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                 "when": now_text()}
         self.conn.lpush(queueproto.ALARMS_KEY, json.dumps(entry))
         self.conn.ltrim(queueproto.ALARMS_KEY, 0, 999)
         self.on_alarm(spec)

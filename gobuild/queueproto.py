@@ -20,12 +20,13 @@ ALARMS_KEY = "gobuild:reproducibility-alarms"  # newest first, JSON objects
 WORKER_FUNCTION = "gobuild.worker.build_job"
 SIGNATURE_HEADER = "X-Gobuild-Signature"
 SPEC_HEADER = "X-Gobuild-Spec"
+MAX_OUTPUT = 256 * 1024  # most bytes of go's output a worker sends back with a failure (and the coordinator keeps)
 _SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 def job_id(spec: BuildSpec) -> str:
     """The RQ job id of spec's build, the same on every front door: requests for a spec share one job."""
-    return "gobuild-" + hashlib.sha256(str(spec).encode()).hexdigest()[:40]
+    return "gobuild-" + spec.key()[:40]
 
 
 def log_key(job: str) -> str:

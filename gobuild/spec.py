@@ -190,6 +190,10 @@ class BuildSpec:
         """The result URL path for a built sum."""
         return f"/{self}{sum}/"
 
+    def key(self) -> str:
+        """The sha256 (hex) of the spec's text: its name in lock files and in the build queue's job ids."""
+        return hashlib.sha256(str(self).encode()).hexdigest()
+
     def with_(self, **changes: object) -> BuildSpec:
         """A copy with some fields changed (cheaper than dataclasses.replace; pages make dozens)."""
         fields = dict(self.__dict__)

@@ -5,8 +5,11 @@ number of requests on any number of coordinators make one job. A worker streams 
 Redis stream (gobuild.logstream) that the waiting coordinator copies into the job's log file, which
 the live endpoints tail as for an in-process build (same bytes, same offsets). The binary comes
 back over HTTP (web/upload.py), is hashed here and stored as a candidate; the Builder then asks the
-verifiers, appends to the log and publishes, as for a local build. The worker's own words (its sum,
-its outcome) are only a hint: what counts is what arrived in the store.
+verifiers, appends to the log and publishes, as for a local build.
+
+What is trusted: a worker's sum never (only the bytes that arrived count), but its failure is: a
+"failure" outcome in Redis is stored as the spec's permanent failure as reported, and its errors are
+answered as they say. Redis and the workers can so deny a build (Retry builds it again), never log one.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -35,7 +34,7 @@ from .failures import (
 from .phases import Phase, marker
 from .spec import BuildSpec, Record, sum_from_digest
 from .states import JobState
-from .store import Failure, Result, Store, digest_file
+from .store import Failure, Result, Store, digest_file, now_text
 from .targets import Targets
 from .toolchains import Toolchains
 from .verify import PeerMismatch, Peers, Verification
@@ -98,7 +97,7 @@ class Builder:
 
     def _lock(self, spec: BuildSpec) -> FileLock:
         """The cross-process lock of one spec, held while compiling and while logging."""
-        return FileLock(str(self.locks / (hashlib.sha256(str(spec).encode()).hexdigest() + ".lock")))
+        return FileLock(str(self.locks / (spec.key() + ".lock")))
 
     def build(self, spec: BuildSpec, out: BinaryIO, chain: tuple[str, ...] = (),
               compiled: Callable[[], None] = lambda: None) -> Result:
@@ -175,6 +174,7 @@ class Builder:
         with self._lock(spec):
             if (done := self.store.result(spec)) is not None:
                 return done
+            candidate = self._still_candidate(spec, candidate)
             number = None
             if self.tlog is not None:
                 record = Record(spec, candidate.size, candidate.sum).pack()
@@ -189,6 +189,19 @@ class Builder:
         if self.targets is not None:
             self.targets.count((spec.goos, spec.goarch))
         return result
+
+    def _still_candidate(self, spec: BuildSpec, candidate: Result) -> Result:
+        """The stored candidate, if it is still the one verified (the lock is held).
+
+        A second upload with another sum (accept_upload) drops the candidate while its build waits on
+        the verifiers: then that build must log nothing either."""
+        stored = self.store.candidate(spec)
+        if stored is None:
+            raise Unreproducible(spec, candidate.sum, "something else (its candidate was dropped by a "
+                                 "reproducibility alarm)")
+        if stored.sum != candidate.sum:
+            raise Unreproducible(spec, candidate.sum, stored.sum)
+        return stored
 
     def _build(self, spec: BuildSpec, out: BinaryIO) -> Result:
         """Compile spec here; store the result as a candidate, a permanent failure as a failure."""
@@ -206,7 +219,7 @@ class Builder:
     def store_failure(self, spec: BuildSpec, reason: str, error: str, output: str) -> PermanentFailure:
         message = failure_message(reason, output, error)
         logblob = self.store.put_blob(f"{error}\n\n{output}".encode())
-        self.store.put_failure(Failure(str(spec), reason, message, logblob, _now()))
+        self.store.put_failure(Failure(str(spec), reason, message, logblob, now_text()))
         return PermanentFailure(reason, message)
 
     def _store(self, spec: BuildSpec, binary: Path, out: BinaryIO) -> Result:
@@ -223,7 +236,7 @@ class Builder:
         binary.seek(0)
         gz_blob, size_gz = self.store.put_blob_gzip(binary)
         log_blob = self.store.put_blob(log)
-        candidate = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, _now())
+        candidate = Result(str(spec), sum_, size, size_gz, bin_blob, gz_blob, log_blob, now_text())
         self.store.put_candidate(candidate)
         return candidate
 
@@ -266,10 +279,6 @@ def _gunzip_digest(gz_path: Path, dest: BinaryIO) -> tuple[str, int]:
 
 
 _RESOURCE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.ENOMEM, errno.EMFILE, errno.ENFILE, errno.EAGAIN)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # The coordinator ----------------------------------------------------------------------------

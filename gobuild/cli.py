@@ -50,6 +50,7 @@ def worker_cmd(config_file: str) -> None:
     import redis
 
     from . import services, worker
+    from .goproxy import redacted
 
     try:
         cfg = configmod.load(config_file)
@@ -61,7 +62,7 @@ def worker_cmd(config_file: str) -> None:
     try:
         worker.run(built)
     except redis.RedisError as e:
-        raise CommandError(f"the build queue at {cfg.queue} is unreachable: {e}") from e
+        raise CommandError(f"the build queue at {redacted(cfg.queue)} is unreachable: {e}") from e
 
 
 def _tame_malloc() -> None:
@@ -111,6 +112,7 @@ def run_server(config_file: str | None, listen: str | None) -> None:
     # Waitress trusts one proxy address at most: with trusted_proxies (networks), admission.client
     # decides itself which X-Forwarded-For hops to believe, so waitress must leave the header.
     server = _listener(app, cfg.listen, cfg.threads, clear_untrusted_proxy_headers=not cfg.trusted_proxies,
+                       max_request_body_size=serving.max_body(cfg.queue_max_upload_mb if cfg.queue else 0),
                        prepare=getattr(app.wsgi_app, "prepare", None))  # the fast path's, when it is on
     admin = None
     if cfg.admin_listen:  # its own server and threads: never reachable through the public port

@@ -103,12 +103,15 @@ class Config:
         "file with the secret this server and its workers share (at least 16 characters): workers sign the "
         "binaries they upload with it; required with queue", default="")
     queue_upload_url: str = _help(
-        "the base URL workers reach this server at, e.g. http://coordinator.internal:8000; default "
-        "http://<listen>", default="")
+        "the base URL workers reach this server's own listener at (not nginx, which answers 404 to /_queue/), "
+        "e.g. http://coordinator.internal:8000; default http://<listen>", default="")
     queue_heartbeat_seconds: int = _help(
         "a worker reports on its build this often; a build whose worker missed two reports is taken up "
         "by another worker", default=5)
     queue_max_upload_mb: int = _help("largest binary a worker may upload (MiB)", default=512)
+    queue_wait_seconds: int = _help(
+        "a queued build no worker took within this many seconds (plus the build's own time limit) fails as "
+        "temporary (503) and is taken off the queue; the next request queues it anew", default=900)
     worker_goversions: tuple[str, ...] = _help(
         "gobuild worker: build only these Go versions (from their own queues); empty: any version",
         default=())
@@ -257,8 +260,8 @@ def _validate_queue(cfg: Config) -> None:
         raise ConfigError("config: queue and build false (verify-only) do not go together")
     if cfg.queue_upload_url and not cfg.queue_upload_url.startswith(("http://", "https://")):
         raise ConfigError("config: queue_upload_url must be an http:// or https:// URL")
-    if cfg.queue_heartbeat_seconds < 1 or cfg.queue_max_upload_mb < 1:
-        raise ConfigError("config: queue_heartbeat_seconds and queue_max_upload_mb must be >= 1")
+    if min(cfg.queue_heartbeat_seconds, cfg.queue_max_upload_mb, cfg.queue_wait_seconds) < 1:
+        raise ConfigError("config: queue_heartbeat_seconds, queue_max_upload_mb and queue_wait_seconds must be >= 1")
     for v in cfg.worker_goversions:
         if not _is_goversion(v):
             raise ConfigError(f"config: worker_goversions entry {v!r} is not a Go version like go1.26.8")

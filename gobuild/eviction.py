@@ -17,14 +17,13 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import BinaryIO, cast
 
 from .builds import Builder
 from .failures import BuildError
 from .metrics import Metrics
 from .spec import BuildSpec
-from .store import Result, Store
+from .store import Result, Store, now_text
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ class BinaryCache:
         for blob in {rebuilt.binary, rebuilt.binary_gz} - {result.binary, result.binary_gz}:
             self.store.delete_blob(blob)  # no URL points at them, but leave nothing that could be taken
         self.metrics.recompile_mismatches.labels(spec.goos, spec.goarch, spec.goversion).inc()
-        when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = now_text()
         with self._lock:
             self.mismatches = [Mismatch(result.spec, result.sum, rebuilt.sum, when), *self.mismatches][:MAX_MISMATCHES]
         log.error("recompile mismatch: %s logged %s, rebuilt %s", spec, result.sum, rebuilt.sum)

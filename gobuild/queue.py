@@ -5,8 +5,11 @@ number of requests on any number of coordinators make one job. A worker streams 
 Redis stream (gobuild.logstream) that the waiting coordinator copies into the job's log file, which
 the live endpoints tail as for an in-process build (same bytes, same offsets). The binary comes
 back over HTTP (web/upload.py), is hashed here and stored as a candidate; the Builder then asks the
-verifiers, appends to the log and publishes, as for a local build. The worker's own words (its sum,
-its outcome) are only a hint: what counts is what arrived in the store.
+verifiers, appends to the log and publishes, as for a local build.
+
+What is trusted: a worker's sum never (only the bytes that arrived count), but its failure is: a
+"failure" outcome in Redis is stored as the spec's permanent failure as reported, and its errors are
+answered as they say. Redis and the workers can so deny a build (Retry builds it again), never log one.
 """
 
 from __future__ import annotations
@@ -16,12 +19,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import redis
 from rq import Queue, Retry, Worker
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.results import Result as RQResult
@@ -31,7 +33,7 @@ from .compiler import CompileFailure
 from .failures import BuildError, Busy, NotFound, TemporaryFailure, UserError
 from .logstream import LogStream
 from .spec import BuildSpec
-from .store import Result, Store
+from .store import Result, Store, now_text
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,10 @@ UNREACHABLE = ("the build queue is unreachable, so no new build can start now (b
 ACTIVE = {JobStatus.CREATED, JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 FOLLOW_BLOCK_MS = 250  # a waiting coordinator looks at the job's status at least this often
 RETRIES = 3  # times RQ takes a job up again after its worker died (or it raised)
+TTL_GRACE = 60  # seconds a job outlives its followers' deadline in Redis: they give it up, with a clear message
 RESULT_TTL = 3600  # seconds RQ keeps an ended job for front doors still following it
 ROUTES_SECONDS = 5.0  # how long which Go versions have their own workers is remembered
 ERRORS: dict[str, type[BuildError]] = {"not-found": NotFound, "unprocessable": UserError}
-MAX_OUTPUT = 256 * 1024  # most bytes of a worker's failure output kept
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,14 @@ class BuildQueue:
     """Enqueues builds for queue workers and waits for them (Builder's remote compiler)."""
 
     def __init__(self, conn: redis.Redis, store: Store, upload_url: str, job_timeout: float,
-                 on_alarm: Callable[[BuildSpec], None] = lambda spec: None, max_queued: int = 1000) -> None:
+                 wait_seconds: int = 900, on_alarm: Callable[[BuildSpec], None] = lambda spec: None,
+                 max_queued: int = 1000) -> None:
         self.conn = conn
         self.max_queued = max_queued  # past it a new build is refused for now (Busy: 503, Retry-After)
         self.store = store
         self.upload_url = upload_url
         self.job_timeout = int(job_timeout)
+        self.wait_seconds = wait_seconds  # a build no worker took (and finished) in this + job_timeout: given up
         self.on_alarm = on_alarm
         self._routes: tuple[float, set[str]] = (0.0, set())
 
@@ -121,7 +125,7 @@ class BuildQueue:
     def _job(self, spec: BuildSpec) -> RQJob:
         """The active job of spec, enqueued now if there is none (atomically across front doors)."""
         job_id = queueproto.job_id(spec)
-        with self.conn.lock(f"gobuild:enqueue:{job_id}", timeout=30, blocking_timeout=30):
+        with self._enqueue_lock(job_id):
             try:
                 job = RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
                 if job.get_status() in ACTIVE:
@@ -133,9 +137,14 @@ class BuildQueue:
             stream.delete()  # a new job's log starts at offset 0
             queue = Queue(self._queue_name(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
             stream.append(f"queued for a worker (queue {queue.name})\n".encode())
-            return queue.enqueue(queueproto.WORKER_FUNCTION, str(spec), self.upload_url, job_id=job_id,
-                                 job_timeout=self.job_timeout, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+            return queue.enqueue(queueproto.WORKER_FUNCTION, str(spec), self.upload_url, queueproto.new_token(),
+                                 job_id=job_id, job_timeout=self.job_timeout, result_ttl=RESULT_TTL,
+                                 failure_ttl=RESULT_TTL, ttl=self.wait_seconds + self.job_timeout + TTL_GRACE,
                                  retry=Retry(max=RETRIES), description=str(spec))
+
+    def _enqueue_lock(self, job_id: str) -> Any:
+        """The Redis lock under which front doors enqueue, move or give up a spec's job."""
+        return self.conn.lock(f"gobuild:enqueue:{job_id}", timeout=30, blocking_timeout=30)
 
     def _queues(self) -> set[str]:
         """The queues live workers take from, and the general queue (remembered for ROUTES_SECONDS)."""
@@ -156,9 +165,12 @@ class BuildQueue:
         wakes the read); out then holds the same bytes as the stream."""
         stream = LogStream(self.conn, queueproto.log_key(job.id))
         after = "0-0"
+        deadline = time.monotonic() + self.wait_seconds + self.job_timeout
         while True:
             # Before reading: what the worker wrote before ending is read.
-            ended = uploaded() or _status(job) not in ACTIVE
+            ended = uploaded() or (status := _status(job)) not in ACTIVE
+            if not ended:
+                self._keep_going(job, status, deadline)
             data, after = stream.read(after, block_ms=None if ended else FOLLOW_BLOCK_MS)
             while data:
                 out.write(data)
@@ -167,12 +179,51 @@ class BuildQueue:
             if ended:
                 return
 
+    def _keep_going(self, job: RQJob, status: JobStatus | None, deadline: float) -> None:
+        """Give the job up past its deadline (TemporaryFailure); move it to the general queue when it waits
+        on a Go version's queue no live worker takes from (that worker left: it would wait forever)."""
+        if time.monotonic() > deadline:
+            self._give_up(job)
+            what = "took" if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED) else "finished"
+            raise TemporaryFailure(f"no worker {what} the build in {self.wait_seconds + self.job_timeout} s; "
+                                   "try again later")
+        if status == JobStatus.QUEUED and job.origin != queueproto.GENERAL_QUEUE and job.origin not in self._queues():
+            self._reroute(job)
+
+    def _give_up(self, job: RQJob) -> None:
+        """Delete the job unless another front door replaced it meanwhile: the next request enqueues anew."""
+        with self._enqueue_lock(job.id):
+            current = self._fetch(job.id)
+            if current is not None and list(current.args) == list(job.args):  # this run (its token), not a newer one
+                current.delete()
+
+    def _fetch(self, job_id: str) -> RQJob | None:
+        try:
+            return RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
+        except NoSuchJobError:
+            return None
+
+    def _reroute(self, job: RQJob) -> None:
+        """Move a job still queued from its Go version's queue to the general one."""
+        with self._enqueue_lock(job.id):
+            current = self._fetch(job.id)
+            if current is None:
+                return
+            origin = Queue(current.origin, connection=self.conn, serializer=queueproto.SERIALIZER)
+            if current.get_status() != JobStatus.QUEUED or origin.remove(job.id) == 0:
+                return  # taken meanwhile, or moved by another front door
+            Queue(queueproto.GENERAL_QUEUE, connection=self.conn, serializer=queueproto.SERIALIZER).enqueue_job(current)
+        job.origin = current.origin
+        log.warning("no worker takes %s any more: %s moved to the general queue", origin.name, job.id)
+        LogStream(self.conn, queueproto.log_key(job.id)).append(
+            f"no worker takes from {origin.name} any more: moved to the general queue\n".encode())
+
     def _error(self, spec: BuildSpec, outcome: dict[str, Any]) -> Exception:
         """The error a job's outcome says (its upload never arrived: that would be a success)."""
         kind = outcome.get("outcome")
         if kind == "failure":
             return CompileFailure(str(outcome.get("reason", ""))[:200], str(outcome.get("error", ""))[:2000],
-                                  str(outcome.get("output", ""))[-MAX_OUTPUT:])
+                                  str(outcome.get("output", ""))[-queueproto.MAX_OUTPUT:])
         if kind == "error":
             error = ERRORS.get(str(outcome.get("code")), TemporaryFailure)
             return error(str(outcome.get("message", "the worker failed"))[:2000])
@@ -189,7 +240,7 @@ class BuildQueue:
         """Two builds of spec gave different sums: remember it (shown on the admin page) and count it."""
         log.error("reproducibility alarm: %s built as %s and as %s", spec, first, second)
         entry = {"spec": str(spec), "first": first, "second": second,
-                 "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                 "when": now_text()}
         self.conn.lpush(queueproto.ALARMS_KEY, json.dumps(entry))
         self.conn.ltrim(queueproto.ALARMS_KEY, 0, 999)
         self.on_alarm(spec)
@@ -201,15 +252,12 @@ class BuildQueue:
 
     # What the upload endpoint and the admin page ask --------------------------------------------
 
-    def started_spec(self, job_id: str) -> str | None:
-        """The spec of a job a worker runs now, None if no such job runs (an upload for it is refused)."""
-        try:
-            job = RQJob.fetch(job_id, connection=self.conn, serializer=queueproto.SERIALIZER)
-        except NoSuchJobError:
+    def running(self, job_id: str) -> tuple[str, str] | None:
+        """The spec and run token of a job a worker runs now, None if no such job runs (its upload is refused)."""
+        job = self._fetch(job_id)
+        if job is None or job.get_status() != JobStatus.STARTED or len(job.args) != 3:
             return None
-        if job.get_status() != JobStatus.STARTED or not job.args:
-            return None
-        return str(job.args[0])
+        return str(job.args[0]), str(job.args[2])
 
     def workers(self) -> list[WorkerView]:
         """The live workers and what each builds."""
@@ -223,9 +271,12 @@ class BuildQueue:
 
 
 def _status(job: RQJob) -> JobStatus | None:
+    """The job's status, None once its hash is gone (deleted by another front door, or expired).
+
+    A RedisError is raised: an unreachable queue is a temporary failure, not the job's end."""
     try:
         return job.get_status()
-    except Exception:  # the job's hash is gone (deleted by another front door, or expired)
+    except (InvalidJobOperation, NoSuchJobError):
         return None
 
 

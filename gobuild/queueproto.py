@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+import secrets
 
 from rq.serializers import JSONSerializer
 
@@ -18,11 +20,13 @@ ALARMS_KEY = "gobuild:reproducibility-alarms"  # newest first, JSON objects
 WORKER_FUNCTION = "gobuild.worker.build_job"
 SIGNATURE_HEADER = "X-Gobuild-Signature"
 SPEC_HEADER = "X-Gobuild-Spec"
+MAX_OUTPUT = 256 * 1024  # most bytes of go's output a worker sends back with a failure (and the coordinator keeps)
+_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 def job_id(spec: BuildSpec) -> str:
     """The RQ job id of spec's build, the same on every front door: requests for a spec share one job."""
-    return "gobuild-" + hashlib.sha256(str(spec).encode()).hexdigest()[:40]
+    return "gobuild-" + spec.key()[:40]
 
 
 def log_key(job: str) -> str:
@@ -35,10 +39,24 @@ def queue_for_goversion(goversion: str) -> str:
     return f"{GENERAL_QUEUE}-{goversion}"
 
 
-def signature(secret: bytes, job: str, spec: str, digest: str) -> str:
-    """HMAC-SHA256 over the job, its spec and the sha256 (hex) of the uploaded body."""
-    return hmac.new(secret, f"{job}\n{spec}\n{digest}".encode(), hashlib.sha256).hexdigest()
+def signature(secret: bytes, job: str, token: str, spec: str, digest: str) -> str:
+    """HMAC-SHA256 over the job, its run's token, its spec and the sha256 (hex) of the uploaded body.
+
+    The token is new at each enqueue (the job id is the spec's and repeats): an upload captured on
+    the wire cannot be replayed when the spec is built again."""
+    return hmac.new(secret, f"{job}\n{token}\n{spec}\n{digest}".encode(), hashlib.sha256).hexdigest()
 
 
-def signature_ok(secret: bytes, job: str, spec: str, digest: str, given: str) -> bool:
-    return hmac.compare_digest(signature(secret, job, spec, digest), given)
+def new_token() -> str:
+    """The token of a new run of a job (an argument of its worker function, signed with its upload)."""
+    return secrets.token_hex(16)
+
+
+def well_formed(given: str) -> bool:
+    """Whether given has a signature's shape (64 lowercase hex digits): anything else is refused unread."""
+    return _SIGNATURE.fullmatch(given) is not None
+
+
+def signature_ok(secret: bytes, job: str, token: str, spec: str, digest: str, given: str) -> bool:
+    # compare_digest takes only ASCII str: a header of any other text is refused before it.
+    return well_formed(given) and hmac.compare_digest(signature(secret, job, token, spec, digest), given)

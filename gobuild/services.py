@@ -272,7 +272,8 @@ def build_services(cfg: Config) -> Services:
     queue = None
     if cfg.queue:
         queue = BuildQueue(_redis(cfg), store, cfg.queue_upload_url or f"http://{cfg.listen}",
-                           cfg.build_timeout + 2 * cfg.prepare_timeout, on_alarm=metrics.reproducibility_alarm)
+                           cfg.build_timeout + 2 * cfg.prepare_timeout, cfg.queue_wait_seconds,
+                           on_alarm=metrics.reproducibility_alarm)
     builder = Builder(settings, store, toolchains, cfg.cache_path, TimedLog(tlog, metrics), verifier,
                       compile=cfg.build, targets=targets, remote=queue)
     cache = BinaryCache(store, builder, metrics, cfg.binary_cache_max_mb << 20,

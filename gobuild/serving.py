@@ -2,8 +2,9 @@
 
 waitress reads each request whole on its event loop before a worker thread sees it, so a slow
 client costs a connection, never a thread. What is left to bound: how many connections (idle
-ones are closed after IDLE_TIMEOUT), and how long one request's head may take to arrive (a
-slowloris client sending a byte every few seconds is closed after HEADER_TIMEOUT).
+ones are closed after IDLE_TIMEOUT), how long one request's head may take to arrive (a
+slowloris client sending a byte every few seconds is closed after HEADER_TIMEOUT), and how big a
+body waitress buffers (max_body: a larger Content-Length is answered 413 before any is read).
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ CONNECTION_LIMIT = 2000  # open sockets; each is a small buffer, not a thread
 IDLE_TIMEOUT = 30  # seconds a keep-alive connection may sit idle
 HEADER_TIMEOUT = 20  # seconds from a request's first byte until it was read whole
 CLEANUP_INTERVAL = 5  # how often both are checked
+SMALL_BODY = 4 << 20  # bytes: every request but a queue worker's upload is a small form or has no body
+
+
+def max_body(upload_mb: int) -> int:
+    """The largest request body to accept: a queue worker's upload (upload_mb MiB; 0: no queue) or SMALL_BODY."""
+    return upload_mb << 20 if upload_mb else SMALL_BODY
 
 
 def waitress_options(threads: int) -> dict[str, Any]:
     """The waitress settings gobuild serves with."""
     return {
         "threads": threads,
+        "max_request_body_size": SMALL_BODY,
         "connection_limit": CONNECTION_LIMIT,
         "channel_timeout": IDLE_TIMEOUT,
         "cleanup_interval": CLEANUP_INTERVAL,

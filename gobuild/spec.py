@@ -10,6 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from .errors import GobuildError
+from .module import InvalidPath, check_import_path, check_path
 
 
 class SpecError(GobuildError, ValueError):
@@ -189,11 +190,28 @@ class BuildSpec:
         """The result URL path for a built sum."""
         return f"/{self}{sum}/"
 
+    def key(self) -> str:
+        """The sha256 (hex) of the spec's text: its name in lock files and in the build queue's job ids."""
+        return hashlib.sha256(str(self).encode()).hexdigest()
+
     def with_(self, **changes: object) -> BuildSpec:
         """A copy with some fields changed (cheaper than dataclasses.replace; pages make dozens)."""
         fields = dict(self.__dict__)
         fields.update(changes)
         return BuildSpec(**fields)
+
+
+def check_paths(spec: BuildSpec) -> None:
+    """Go's rules for the module path and the package's import path: a spec breaking them reaches no go
+    command, page or worker (BuildSpec.parse checks only the spec's own syntax)."""
+    try:
+        check_path(spec.module)
+    except InvalidPath as e:
+        raise SpecError(f"bad module path: {e}") from e
+    try:
+        check_import_path(spec.package)
+    except InvalidPath as e:
+        raise SpecError(f"bad package path: {e}") from e
 
 
 def _is_version_element(s: str) -> bool:

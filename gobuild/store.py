@@ -14,11 +14,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .durable import fsync_dir, process_dir, sweep_tmp
 from .spec import BuildSpec, sum_from_digest
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # UTC
 
 CHUNK = 1 << 20
 RESULT_CACHE_SIZE = 20000  # published results kept in memory, a few hundred bytes each
@@ -266,10 +269,21 @@ class _TempFile:
 
 def digest_file(path: Path) -> tuple[str, int]:
     """The gobuild sum and size of a file, read in chunks."""
+    digest, size = sha256_file(path)
+    return sum_from_digest(digest), size
+
+
+def sha256_file(path: Path) -> tuple[bytes, int]:
+    """The sha256 and size of a file, read in chunks."""
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             h.update(chunk)
             size += len(chunk)
-    return sum_from_digest(h.digest()), size
+    return h.digest(), size
+
+
+def now_text() -> str:
+    """Now, as the store's timestamps (Result.created, Failure.created) and the admin page's lists write it."""
+    return datetime.now(UTC).strftime(TIME_FORMAT)

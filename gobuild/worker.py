@@ -8,7 +8,6 @@ process reports a heartbeat; a job whose heartbeat stops is taken up again by an
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import socket
@@ -24,8 +23,8 @@ from . import gocmd, queueproto
 from .compiler import CompileFailure, note
 from .failures import BuildError
 from .logstream import FileForwarder, LogStream
-from .spec import BuildSpec, SpecError
-from .store import digest_file
+from .spec import BuildSpec, SpecError, check_paths, sum_from_digest
+from .store import sha256_file
 
 if TYPE_CHECKING:
     from .services import WorkerServices
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UPLOAD_TIMEOUT = 300.0  # seconds for posting one binary to the coordinator
-MAX_OUTPUT = 256 * 1024  # most bytes of go's output sent back with a failure
 
 _services: WorkerServices | None = None  # set before RQ forks its work horses, which inherit it
 
@@ -60,14 +58,15 @@ def run(services: WorkerServices) -> None:
     worker.work(with_scheduler=False)
 
 
-def build_job(spec_text: str, upload_url: str) -> dict[str, Any]:
-    """The RQ job: build spec_text here and upload the binary; what happened, for the coordinator."""
+def build_job(spec_text: str, upload_url: str, token: str) -> dict[str, Any]:
+    """The RQ job: build spec_text here and upload the binary (signed with this run's token); what happened."""
     s = _services
     job = get_current_job()
     if s is None or job is None:
         raise RuntimeError("build_job runs only inside `gobuild worker`")
     try:
         spec = BuildSpec.parse(spec_text, s.targets)
+        check_paths(spec)  # as the coordinator's URLs do: nothing else reaches go
     except SpecError as e:
         return {"outcome": "error", "code": "unprocessable", "message": f"bad build spec: {e}"}
     if s.goversions and spec.goversion not in s.goversions:
@@ -82,22 +81,21 @@ def build_job(spec_text: str, upload_url: str) -> dict[str, Any]:
             try:
                 binary = s.compiler.compile(spec, home, out)
             except CompileFailure as e:
-                return {"outcome": "failure", "reason": e.reason, "error": e.error, "output": e.output[-MAX_OUTPUT:]}
+                return {"outcome": "failure", "reason": e.reason, "error": e.error,
+                        "output": e.output[-queueproto.MAX_OUTPUT:]}
             except BuildError as e:
                 return {"outcome": "error", "code": e.code, "message": str(e)}
-            sum_, size = digest_file(binary)
+            digest, size = sha256_file(binary)
+            sum_ = sum_from_digest(digest)
             note(out, f"\nbuilt {spec.exec_name}: {size} bytes, sum {sum_}; sending it to the coordinator\n")
-        return _upload(s.secret, upload_url, job.id, spec, binary, sum_)
+        return _upload(s.secret, upload_url, job.id, token, spec, binary, digest.hex(), sum_)
 
 
-def _upload(secret: bytes, base: str, job_id: str, spec: BuildSpec, binary: Path, sum_: str) -> dict[str, Any]:
-    """Post the binary, signed; the coordinator answers with the sum it computed itself."""
-    h = hashlib.sha256()
-    with open(binary, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+def _upload(secret: bytes, base: str, job_id: str, token: str, spec: BuildSpec, binary: Path,
+            sha256_hex: str, sum_: str) -> dict[str, Any]:
+    """Post the binary, signed over its sha256; the coordinator hashes what it received itself."""
     headers = {queueproto.SPEC_HEADER: str(spec),
-               queueproto.SIGNATURE_HEADER: queueproto.signature(secret, job_id, str(spec), h.hexdigest())}
+               queueproto.SIGNATURE_HEADER: queueproto.signature(secret, job_id, token, str(spec), sha256_hex)}
     with open(binary, "rb") as f:
         resp = requests.post(base.rstrip("/") + queueproto.UPLOAD_PATH + job_id, data=f, headers=headers,
                              timeout=UPLOAD_TIMEOUT)

@@ -22,6 +22,7 @@ from tests.conftest import GOROOT, GOVERSION
 from tests.realserver import ROOT, free_port
 
 SECRET = "a-test-secret-of-more-than-16-characters"
+HEARTBEAT = 1  # queue_heartbeat_seconds of the test workers and coordinators
 
 
 @contextmanager
@@ -63,7 +64,7 @@ def start_worker(tmp: Path, name: str, queue: str, goproxy: str, **config: Any) 
     home.mkdir(parents=True, exist_ok=True)
     values: dict[str, Any] = {"data_dir": str(home / "data"), "cache_dir": str(home / "cache"), "goproxy": goproxy,
                               "environment": ["GOSUMDB=off"], "toolchains": {GOVERSION: GOROOT}, "queue": queue,
-                              "queue_secret_file": str(secret_file(tmp)), "queue_heartbeat_seconds": 1,
+                              "queue_secret_file": str(secret_file(tmp)), "queue_heartbeat_seconds": HEARTBEAT,
                               "admin_listen": ""}
     values.update(config)
     (home / "config.json").write_text(json.dumps(values))

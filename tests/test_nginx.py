@@ -12,6 +12,7 @@ from pathlib import Path
 
 import requests
 
+from gobuild import queueproto
 from gobuild.spec import BuildSpec
 from gobuild.targets import DEFAULT_TARGETS
 from tests.conftest import GOVERSION
@@ -103,6 +104,8 @@ def test_nginx_answers_like_the_server_and_sends_files_from_disk(tmp_path: Path,
             accel = session.get(app + result + name + ".gz", timeout=30)
             assert accel.content == b"" and accel.headers["X-Accel-Redirect"].startswith("/_blobs/sha256/")
             assert session.get(front + accel.headers["X-Accel-Redirect"], timeout=30).status_code == 404  # internal
+            upload = session.post(front + queueproto.UPLOAD_PATH + "gobuild-0", data=b"binary", timeout=30)
+            assert upload.status_code == 404 and "build queue" not in upload.text  # nginx', not the app's
             for _ in range(2):  # the second time, immutable answers come from nginx' cache
                 for req, wanted in zip(requests_, want, strict=True):
                     got = answer(session, front, *req)

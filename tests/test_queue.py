@@ -22,7 +22,7 @@ from gobuild.spec import BuildSpec
 from gobuild.web import create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
-from tests.queuehelp import kill_machine, redis_server, secret_file, start_worker, stop, wait_for_workers
+from tests.queuehelp import HEARTBEAT, kill_machine, redis_server, secret_file, start_worker, stop, wait_for_workers
 from tests.realserver import real_server
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
@@ -30,7 +30,10 @@ MODULES = [f"example.com/q{i}" for i in range(1, 7)]
 OTHERS = ["example.com/many", "example.com/killed", "example.com/live", "example.com/down"]
 REPLACED = "example.com/replaced"  # go install refuses a module whose go.mod has replace directives
 TIMEOUT = 600
-RETAKE_BOUND = 30.0  # seconds from a worker's death to another worker taking its job (heartbeat 1 s)
+# The config promises a dead worker's job is taken up again within about 4 heartbeats while another
+# worker is idle (its heartbeat lapses after 2, an idle worker cleans every 1): the bound below is that
+# promise with a wide margin for a loaded test machine. It shows "within bounded time", not a speed.
+RETAKE_BOUND = 30.0 * HEARTBEAT
 
 
 @dataclass
@@ -56,7 +59,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         try:
             wait_for_workers(queue, 2)
             with real_server(tmp, proxy.url, queue=queue, queue_secret_file=str(secret_file(tmp)),
-                             queue_heartbeat_seconds=1, max_waiting=20, rate_limits=False) as base:
+                             queue_heartbeat_seconds=HEARTBEAT, max_waiting=20, rate_limits=False) as base:
                 yield Cluster(proxy, queue, base, tmp, workers, redis.Redis.from_url(queue))
         finally:
             for w in workers:
@@ -198,7 +201,7 @@ def test_a_killed_worker_loses_nothing(cluster: Cluster, local: FlaskClient) -> 
     request.join(TIMEOUT)
     assert got, "the build never completed"
     print(f"taken up again {retaken:.1f}s after the kill, finished {time.monotonic() - killed_at:.1f}s after it")
-    assert retaken < RETAKE_BOUND  # heartbeat 1 s: lapsed after 2 s, an idle worker cleans every 1 s
+    assert retaken < RETAKE_BOUND  # taken up again by the config's promise (see RETAKE_BOUND), not left waiting
     builders = builders_of(job_log(cluster, spec))
     assert builders[0] == holder and len(builders) == 2 and builders[1] != holder, builders
     assert got[0] == local_sum(local, spec)

@@ -6,21 +6,31 @@ stream's byte offsets; the queue's config errors."""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from gobuild import config as configmod
+from gobuild import queue as queuemod
 from gobuild import queueproto
-from gobuild.failures import Busy
+from gobuild.builds import Unreproducible
+from gobuild.failures import Busy, TemporaryFailure
 from gobuild.logstream import LogStream
 from gobuild.queue import BuildQueue
 from gobuild.services import build_services
@@ -28,12 +38,14 @@ from gobuild.spec import BuildSpec, sum_of
 from gobuild.web import create_app
 from gobuild.web.admin import create_admin_app
 from gobuild.web.current import services_of
-from tests.conftest import GOVERSION, make_config
+from tests.conftest import GOROOT, GOVERSION, make_config
 from tests.modproxy import ModuleProxy
 from tests.queuehelp import SECRET, redis_server, secret_file, start_worker, stop, wait_for_workers
+from tests.realserver import free_port, real_server
 
 SPEC = BuildSpec("example.com/up", "v1.0.0", "/", "linux", "amd64", GOVERSION)
 JOB = queueproto.job_id(SPEC)
+TOKEN = "a-run-token-0001"
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +61,21 @@ def app(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> Flask:
                                   queue_secret_file=str(secret_file(tmp_path)), queue_max_upload_mb=1))
 
 
-def start_job(app: Flask) -> None:
+def start_job(app: Flask, token: str = TOKEN) -> None:
     """The job of SPEC as RQ has it while a worker runs it (on a queue no worker takes from)."""
     conn = services_of(app).queue.conn  # type: ignore[union-attr]
     nobody = Queue("nobody", connection=conn, serializer=queueproto.SERIALIZER)
-    job = nobody.enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", job_id=JOB)
+    job = nobody.enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", token, job_id=JOB)
     job.set_status(JobStatus.STARTED)
 
 
-def upload(client: FlaskClient, body: bytes, secret: str = SECRET, job: str = JOB, spec: str = str(SPEC)) -> object:
-    sig = queueproto.signature(secret.encode(), job, spec, hashlib.sha256(body).hexdigest())
+def sign(body: bytes, secret: str = SECRET, job: str = JOB, spec: str = str(SPEC), token: str = TOKEN) -> str:
+    return queueproto.signature(secret.encode(), job, token, spec, hashlib.sha256(body).hexdigest())
+
+
+def upload(client: FlaskClient, body: bytes, secret: str = SECRET, job: str = JOB, spec: str = str(SPEC),
+           token: str = TOKEN) -> object:
+    sig = sign(body, secret, job, spec, token)
     return client.post(queueproto.UPLOAD_PATH + job, data=body,
                        headers={queueproto.SIGNATURE_HEADER: sig, queueproto.SPEC_HEADER: spec})
 
@@ -71,8 +88,7 @@ def test_only_signed_uploads_for_running_jobs_are_taken(app: Flask) -> None:
     start_job(app)
     assert upload(client, b"binary", secret="another-secret-of-enough-length").status_code == 403
     r = client.post(queueproto.UPLOAD_PATH + JOB, data=b"binary", headers={
-        queueproto.SIGNATURE_HEADER: queueproto.signature(SECRET.encode(), JOB, str(SPEC),
-                                                          hashlib.sha256(b"other").hexdigest()),
+        queueproto.SIGNATURE_HEADER: sign(b"other"),
         queueproto.SPEC_HEADER: str(SPEC)})
     assert r.status_code == 403  # the signature covers the body
     assert upload(client, b"x" * (2 << 20)).status_code == 413
@@ -171,7 +187,8 @@ def test_a_build_waiting_for_a_worker_shows_its_place(app: Flask) -> None:
     waiting = Queue(queueproto.GENERAL_QUEUE, connection=conn, serializer=queueproto.SERIALIZER)  # no worker runs
     other = SPEC.with_(goarch="arm64")
     for spec in (other, SPEC):
-        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
+        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", TOKEN,
+                        job_id=queueproto.job_id(spec))
     assert build_queue.position(other) == 1 and build_queue.position(SPEC) == 2
     assert build_queue.position(SPEC.with_(goarch="386")) == 0  # no such job
 
@@ -184,6 +201,165 @@ def test_past_max_queued_new_builds_are_refused_for_now(app: Flask) -> None:
     waiting = Queue(queueproto.GENERAL_QUEUE, connection=small.conn, serializer=queueproto.SERIALIZER)
     for arch in ("arm64", "386"):
         spec = SPEC.with_(goarch=arch)
-        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", job_id=queueproto.job_id(spec))
+        waiting.enqueue(queueproto.WORKER_FUNCTION, str(spec), "http://unused", TOKEN,
+                        job_id=queueproto.job_id(spec))
     with pytest.raises(Busy, match="2 builds wait for a worker"):
         small.check_available()
+
+
+@pytest.mark.parametrize("signature", ["é" * 64, "z" * 64, "ab", "0" * 65])
+def test_a_malformed_signature_is_refused_not_a_crash(app: Flask, signature: str) -> None:
+    start_job(app)
+    r = app.test_client().post(queueproto.UPLOAD_PATH + JOB, data=b"binary", headers={
+        queueproto.SIGNATURE_HEADER: signature, queueproto.SPEC_HEADER: str(SPEC)})
+    assert r.status_code == 403, r.get_data(as_text=True)
+    assert services_of(app).store.candidate(SPEC) is None
+
+
+def test_a_redis_error_while_following_a_job_is_not_taken_for_its_end(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as url:
+        conn = redis.Redis.from_url(url)
+        job = Queue("nobody", connection=conn, serializer=queueproto.SERIALIZER).enqueue(
+            queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", TOKEN, job_id=JOB)
+        assert queuemod._status(job) == JobStatus.QUEUED
+        job.delete()
+        assert queuemod._status(job) is None  # gone: ended
+        conn.shutdown(nosave=True)
+        with pytest.raises(redis.RedisError):
+            queuemod._status(job)  # unreachable: BuildQueue.build answers 503, not "the job ended"
+
+
+def test_the_queue_s_password_and_address_are_never_shown(tmp_path: Path, modproxy: ModuleProxy) -> None:
+    port = free_port()  # nothing listens there
+    url = f"redis://:hunter2-redis-password@127.0.0.1:{port}/0"
+    app = create_app(make_config(tmp_path / "data", modproxy, queue=url, queue_secret_file=str(secret_file(tmp_path))))
+    r = upload(app.test_client(), b"binary")
+    assert r.status_code == 503 and r.get_data(as_text=True) == "the build queue is unreachable\n"  # type: ignore[attr-defined]
+    (tmp_path / "worker.json").write_text(json.dumps({"queue": url, "queue_secret_file": str(secret_file(tmp_path)),
+                                                      "data_dir": str(tmp_path / "worker"), "goproxy": modproxy.url,
+                                                      "environment": ["GOSUMDB=off"],
+                                                      "toolchains": {GOVERSION: GOROOT}}))
+    out = subprocess.run([sys.executable, "-m", "gobuild", "worker", "--config", str(tmp_path / "worker.json")],
+                         capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(Path(__file__).parent.parent), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 2 and "unreachable" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert "hunter2-redis-password" not in out.stderr and "redis://:xxxxx@127.0.0.1" in out.stderr, out.stderr
+
+
+class CountingBody(io.BytesIO):
+    """A request body (wsgi.input) that notes how many bytes the view read."""
+
+    taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.taken += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        n = super().readinto(buffer)
+        self.taken += n
+        return n
+
+
+def post_counting(app: Flask, signature: str, body: bytes, length: int) -> tuple[int, int]:
+    """Post body to JOB's upload as waitress hands it on (Content-Length: length); the status and bytes read."""
+    stream = CountingBody(body)
+    r = app.test_client().post(queueproto.UPLOAD_PATH + JOB, environ_overrides={
+        "wsgi.input": stream, "CONTENT_LENGTH": str(length)}, headers={
+        queueproto.SIGNATURE_HEADER: signature, queueproto.SPEC_HEADER: str(SPEC)})
+    return r.status_code, stream.taken
+
+
+def test_an_upload_is_refused_before_its_body_is_read(app: Flask) -> None:
+    body = b"binary"
+    sig = sign(body)
+    assert post_counting(app, sig, body, len(body)) == (409, 0)  # no such build runs
+    start_job(app)
+    assert post_counting(app, "not a signature", body, len(body)) == (403, 0)
+    assert post_counting(app, sig, body, 2 << 20) == (413, 0)
+    assert post_counting(app, sig, body, len(body)) == (200, len(body))
+
+
+def head_only(base: str, path: str, length: int) -> str:
+    """The status line the server answers a POST whose head announces length bytes that never come."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n\r\n".encode())
+        return sock.recv(4096).decode(errors="replace").split("\r\n")[0]
+
+
+def test_waitress_refuses_a_big_body_before_buffering_it(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> None:
+    (tmp_path / "plain").mkdir()
+    with real_server(tmp_path / "plain", modproxy.url) as base:  # no queue: nothing posts more than a form
+        assert head_only(base, "/", 64 << 20) == "HTTP/1.1 413 Request Entity Too Large"
+    (tmp_path / "coordinator").mkdir()
+    with real_server(tmp_path / "coordinator", modproxy.url, queue=queue, queue_max_upload_mb=1,
+                     queue_secret_file=str(secret_file(tmp_path))) as base:
+        assert head_only(base, queueproto.UPLOAD_PATH + JOB, 2 << 20) == "HTTP/1.1 413 Request Entity Too Large"
+
+
+def test_a_captured_upload_is_refused_on_a_later_run_of_its_job(app: Flask) -> None:
+    s = services_of(app)
+    start_job(app, token="the-first-run")
+    captured = {queueproto.SIGNATURE_HEADER: sign(b"old bytes", token="the-first-run"),
+                queueproto.SPEC_HEADER: str(SPEC)}  # a genuine upload of the first run, seen on the wire
+    RQJob.fetch(JOB, connection=s.queue.conn).delete()  # type: ignore[union-attr]  # that run ended
+    start_job(app, token="the-second-run")  # the spec is built again: its job id is the same
+    r = app.test_client().post(queueproto.UPLOAD_PATH + JOB, data=b"old bytes", headers=captured)
+    assert r.status_code == 403 and s.store.candidate(SPEC) is None
+    assert upload(app.test_client(), b"new bytes", token="the-second-run").status_code == 200  # type: ignore[attr-defined]
+
+
+def test_a_candidate_an_alarm_dropped_is_not_logged_by_its_follower(app: Flask) -> None:
+    s = services_of(app)
+    start_job(app)
+    assert upload(app.test_client(), b"first build").status_code == 200  # type: ignore[attr-defined]
+    followed = s.store.candidate(SPEC)  # what BuildQueue.build hands the Builder, which then asks its verifiers
+    assert followed is not None
+    assert upload(app.test_client(), b"second build").status_code == 409  # type: ignore[attr-defined]  # the alarm
+    with pytest.raises(Unreproducible):
+        s.builder._publish(SPEC, followed)  # the follower, done verifying, goes on to log
+    assert s.tlog.size() == 0 and s.store.result(SPEC) is None
+
+
+def test_with_no_worker_a_build_fails_as_temporary_after_its_deadline_and_the_next_enqueues_anew(app: Flask) -> None:
+    s = services_of(app)
+    assert s.queue is not None
+    short = BuildQueue(s.queue.conn, s.store, "http://unused", job_timeout=1, wait_seconds=1)
+    with tempfile.TemporaryFile() as out, pytest.raises(TemporaryFailure, match="no worker took the build in 2 s"):
+        short.build(SPEC, out)  # no worker runs
+    with pytest.raises(NoSuchJobError):
+        RQJob.fetch(JOB, connection=short.conn)  # given up: not left for later requests to join
+    job = short._job(SPEC)  # the next request
+    assert job.get_status() == JobStatus.QUEUED and job.origin == queueproto.GENERAL_QUEUE
+
+
+def test_a_build_waiting_for_a_go_version_s_worker_that_left_goes_to_the_general_queue(app: Flask) -> None:
+    s = services_of(app)
+    assert s.queue is not None
+    own = Queue(queueproto.queue_for_goversion(GOVERSION), connection=s.queue.conn, serializer=queueproto.SERIALIZER)
+    own.enqueue(queueproto.WORKER_FUNCTION, str(SPEC), "http://unused", TOKEN, job_id=JOB)  # its worker is gone
+    short = BuildQueue(s.queue.conn, s.store, "http://unused", job_timeout=1, wait_seconds=2)
+    with tempfile.TemporaryFile() as out, pytest.raises(TemporaryFailure, match="no worker took the build"):
+        short.build(SPEC, out)
+    assert JOB.encode() not in s.queue.conn.lrange(f"rq:queue:{own.name}", 0, -1)
+    assert "moved to the general queue" in short.log_of(SPEC).decode()
+
+
+def test_a_worker_refuses_a_spec_against_go_s_path_rules(queue: str, tmp_path: Path, modproxy: ModuleProxy) -> None:
+    conn = redis.Redis.from_url(queue)
+    conn.flushall()
+    bad = f"example.com/x~1@v1.0.0/linux-amd64-{GOVERSION}/"  # parses as a spec; Go refuses the path
+    job = Queue(queueproto.GENERAL_QUEUE, connection=conn, serializer=queueproto.SERIALIZER).enqueue(
+        queueproto.WORKER_FUNCTION, bad, "http://unused", TOKEN, job_id="gobuild-bad-path")
+    worker = start_worker(tmp_path, "strict", queue, modproxy.url)
+    try:
+        deadline = time.monotonic() + 120
+        while job.get_status() not in (JobStatus.FINISHED, JobStatus.FAILED) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop(worker)
+    outcome = job.latest_result().return_value  # type: ignore[union-attr]
+    assert outcome["code"] == "unprocessable" and "bad module path" in outcome["message"], outcome
+    assert "go mod download" not in LogStream(conn, queueproto.log_key(job.id)).whole().decode()

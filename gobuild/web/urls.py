@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from ..errors import GobuildError, HTTPProblem
-from ..module import InvalidPath, check_import_path, check_path
-from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, is_sum
+from ..module import InvalidPath, check_path
+from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, check_paths, is_sum
 
 _BAD_CHARS = re.compile("[\x00-\x1f\x7f\ufffd]")  # control characters, undecodable bytes (one C scan)
 
@@ -138,12 +138,11 @@ def _parse_spec_url(path: str, targets: Collection[tuple[str, str]]) -> SpecURL:
 
 
 def check_spec_paths(spec: BuildSpec) -> None:
-    """The module path and the package's import path must follow Go's rules (nothing else reaches go or a page)."""
-    _module(spec.module)
+    """spec.check_paths, failing as a URL that names nothing we serve."""
     try:
-        check_import_path(spec.package)
-    except InvalidPath as e:
-        raise BadPath(f"bad package path: {e}") from e
+        check_paths(spec)
+    except SpecError as e:
+        raise BadPath(str(e)) from e
 
 
 def _page_kind(spec: BuildSpec, page: str) -> Page:

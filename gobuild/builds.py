@@ -20,9 +20,7 @@ from typing import BinaryIO, Protocol
 from filelock import FileLock
 
 from . import gocmd
-from .compiler import BuildSettings as BuildSettings
-from .compiler import CompileFailure, Compiler, note
-from .compiler import reproduce_command as reproduce_command
+from .compiler import BuildSettings, CompileFailure, Compiler, note
 from .durable import process_alive
 from .failures import (
     BuildError,

@@ -16,9 +16,9 @@ from pathlib import Path
 import redis
 
 from . import proxyauth
-from .builds import Builder, BuildSettings, Coordinator
+from .builds import Builder, Coordinator
 from .clients import BadClient, Network, parse_bad_clients, parse_networks
-from .compiler import Compiler
+from .compiler import BuildSettings, Compiler
 from .config import Config, ConfigError
 from .eviction import BinaryCache
 from .gocmd import GoPaths, GoRunner, Sandbox, find_sandbox

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from gobuild import gocmd
-from gobuild.builds import Builder, BuildSettings
+from gobuild.builds import Builder
+from gobuild.compiler import BuildSettings
 from gobuild.services import build_services
 from gobuild.spec import BuildSpec, Record
 from gobuild.store import Result, Store
@@ -57,7 +58,7 @@ def test_crash_after_append_before_publish_does_not_log_twice(tmp_path: Path) ->
 
 
 def test_reproduce_command_is_the_build_environment() -> None:
-    from gobuild.builds import reproduce_command
+    from gobuild.compiler import reproduce_command
 
     old = BuildSpec("example.com/x", "v1.0.0", "/cmd/y", "windows", "arm64", "go1.25.3", True)
     assert reproduce_command(old, "http://proxy") == (

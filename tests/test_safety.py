@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gobuild import gocmd, goproxy
-from gobuild.builds import reproduce_command
+from gobuild.compiler import reproduce_command
 from gobuild.failures import PermanentFailure, TemporaryFailure
 from gobuild.spec import BuildSpec
 from gobuild.web import create_app

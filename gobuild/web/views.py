@@ -9,7 +9,8 @@ from functools import partial
 from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..builds import Job, reproduce_command
+from ..builds import Job
+from ..compiler import reproduce_command
 from ..errors import HTTPProblem
 from ..failures import Busy, PermanentFailure, TemporaryFailure
 from ..goproxy import ModuleNotFound, redacted

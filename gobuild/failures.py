@@ -35,6 +35,14 @@ class TemporaryFailure(BuildError):
     code = "temporary"
 
 
+class QueueUnreachable(TemporaryFailure):
+    """Redis, which the build queue lives in, does not answer; detail (its host and port) is for the operator."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 class Busy(TemporaryFailure):
     """Too many requests wait for builds already: come back later (the build itself goes on)."""
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -30,7 +31,7 @@ from rq.results import Result as RQResult
 
 from . import queueproto
 from .compiler import CompileFailure
-from .failures import BuildError, Busy, NotFound, TemporaryFailure, UserError
+from .failures import BuildError, Busy, NotFound, QueueUnreachable, TemporaryFailure, UserError
 from .logstream import LogStream
 from .spec import BuildSpec
 from .store import Result, Store, now_text
@@ -78,11 +79,8 @@ class BuildQueue:
 
     def check_available(self) -> None:
         """Raise TemporaryFailure (503) when Redis does not answer, Busy when max_queued builds wait already."""
-        try:
+        with _reaching("counting waiting builds"):
             waiting = sum(Queue(name, connection=self.conn).count for name in self._queues())
-        except redis.RedisError as e:
-            log.warning("build queue unreachable: %s", e)
-            raise TemporaryFailure(UNREACHABLE) from e
         if waiting >= self.max_queued:
             raise Busy(f"{waiting} builds wait for a worker already, try again later", retry_after=60)
 
@@ -94,15 +92,12 @@ class BuildQueue:
         def arrived() -> Result | None:
             return self.store.result(spec) or self.store.candidate(spec)
 
-        try:
+        with _reaching(f"building {spec}"):
             job = self._job(spec)
             self._follow(job, out, lambda: arrived() is not None)
             if (found := arrived()) is not None:  # the upload is in: no need to wait for RQ to mark the job
                 return found
             outcome = _outcome(job)
-        except redis.RedisError as e:
-            log.warning("build queue unreachable while building %s: %s", spec, e)
-            raise TemporaryFailure(UNREACHABLE) from e
         raise self._error(spec, outcome)
 
     def position(self, spec: BuildSpec) -> int:
@@ -116,7 +111,8 @@ class BuildQueue:
 
     def log_of(self, spec: BuildSpec) -> bytes:
         """The live log of spec's job so far."""
-        return LogStream(self.conn, queueproto.log_key(queueproto.job_id(spec))).whole()
+        with _reaching("reading a job's log"):
+            return LogStream(self.conn, queueproto.log_key(queueproto.job_id(spec))).whole()
 
     def note(self, spec: BuildSpec, text: str) -> None:
         """Add a line of the coordinator's to the live log of spec's job."""
@@ -247,27 +243,40 @@ class BuildQueue:
 
     def alarms(self) -> list[dict[str, str]]:
         """The reproducibility alarms, newest first."""
-        raw: Any = self.conn.lrange(queueproto.ALARMS_KEY, 0, 999)
+        with _reaching("reading alarms"):
+            raw: Any = self.conn.lrange(queueproto.ALARMS_KEY, 0, 999)
         return [json.loads(item) for item in raw]
 
     # What the upload endpoint and the admin page ask --------------------------------------------
 
     def running(self, job_id: str) -> tuple[str, str] | None:
         """The spec and run token of a job a worker runs now, None if no such job runs (its upload is refused)."""
-        job = self._fetch(job_id)
-        if job is None or job.get_status() != JobStatus.STARTED or len(job.args) != 3:
-            return None
-        return str(job.args[0]), str(job.args[2])
+        with _reaching("looking up a running job"):
+            job = self._fetch(job_id)
+            if job is None or job.get_status() != JobStatus.STARTED or len(job.args) != 3:
+                return None
+            return str(job.args[0]), str(job.args[2])
 
     def workers(self) -> list[WorkerView]:
         """The live workers and what each builds."""
         views = []
-        for w in Worker.all(connection=self.conn, serializer=queueproto.SERIALIZER):
-            job = w.get_current_job()
-            views.append(WorkerView(w.name, w.hostname or "", w.pid, str(w.get_state()), ",".join(w.queue_names()),
-                                    str(job.args[0]) if job is not None and job.args else "",
-                                    w.last_heartbeat.strftime("%H:%M:%S") if w.last_heartbeat else ""))
+        with _reaching("listing workers"):
+            for w in Worker.all(connection=self.conn, serializer=queueproto.SERIALIZER):
+                job = w.get_current_job()
+                building = str(job.args[0]) if job is not None and job.args else ""
+                views.append(WorkerView(w.name, w.hostname or "", w.pid, str(w.get_state()), ",".join(w.queue_names()),
+                                        building, w.last_heartbeat.strftime("%H:%M:%S") if w.last_heartbeat else ""))
         return views
+
+
+@contextmanager
+def _reaching(what: str) -> Iterator[None]:
+    """Turn Redis errors while doing what into QueueUnreachable: callers never need redis' own exceptions."""
+    try:
+        yield
+    except redis.RedisError as e:
+        log.warning("build queue unreachable while %s: %s", what, e)
+        raise QueueUnreachable(UNREACHABLE, str(e)) from e
 
 
 def _status(job: RQJob) -> JobStatus | None:

@@ -7,12 +7,11 @@ import hmac
 import re
 import secrets
 
-from rq.serializers import JSONSerializer
-
 from .spec import BuildSpec
 
-# Job data and results in Redis are JSON, never pickle: nothing read from Redis is unpickled.
-SERIALIZER = JSONSerializer
+# Job data and results in Redis are JSON, never pickle: nothing read from Redis is unpickled. RQ's name for
+# its JSONSerializer, so that the upload endpoint can import this module without RQ (memory: issue 16).
+SERIALIZER = "json"
 
 GENERAL_QUEUE = "gobuild"  # builds any Go version; workers limited to some versions take gobuild-<goversion>
 UPLOAD_PATH = "/_queue/upload/"  # + job id: where a worker posts the binary it built

@@ -12,8 +12,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import redis
+from typing import TYPE_CHECKING
 
 from . import proxyauth
 from .builds import Builder, Coordinator
@@ -24,7 +23,6 @@ from .eviction import BinaryCache
 from .gocmd import GoPaths, GoRunner, Sandbox, find_sandbox
 from .goproxy import GoProxyClient, goproxy_for_go
 from .metrics import Metrics, TimedLog
-from .queue import BuildQueue
 from .ratelimit import RateLimiter, parse_limits
 from .spec import BuildSpec, Record, SpecError
 from .store import Store
@@ -37,6 +35,11 @@ from .verify import Peer, Peers, parse_peers
 from .web.live import StreamLimit
 from .web.pages import VersionsCache
 from .web.urls import tlog_url
+
+if TYPE_CHECKING:  # redis and rq are imported only with a queue: together they take ~10 MiB of a server's memory
+    import redis
+
+    from .queue import BuildQueue
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +205,8 @@ def _queue_secret(cfg: Config) -> bytes:
 
 def _redis(cfg: Config) -> redis.Redis:
     """A connection pool to the queue's Redis (nothing is sent yet: a server that is down now may come back)."""
+    import redis
+
     try:
         return redis.Redis.from_url(cfg.queue, socket_timeout=QUEUE_SOCKET_TIMEOUT, socket_connect_timeout=2.0)
     except ValueError as e:
@@ -271,6 +276,8 @@ def build_services(cfg: Config) -> Services:
                              checked.sandbox)
     queue = None
     if cfg.queue:
+        from .queue import BuildQueue
+
         queue = BuildQueue(_redis(cfg), store, cfg.queue_upload_url or f"http://{cfg.listen}",
                            cfg.build_timeout + 2 * cfg.prepare_timeout, cfg.queue_wait_seconds,
                            on_alarm=metrics.reproducibility_alarm)

@@ -11,7 +11,7 @@ from tests.conftest import GOROOT, GOVERSION
 from tests.modproxy import ModuleProxy
 from tests.realserver import ROOT
 
-LAZY = ("limits", "cyclonedx", "feedgenerator")  # rate limits (a build start), SBOMs, feeds
+LAZY = ("limits", "cyclonedx", "feedgenerator", "redis", "rq")  # rate limits (a build start), SBOMs, feeds, the queue
 
 SCRIPT = """
 import json, sys

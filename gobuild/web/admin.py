@@ -9,18 +9,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import redis
 from flask import Flask, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from ..builds import Job
 from ..config import ConfigError
+from ..failures import QueueUnreachable
 from ..metrics import CONTENT_TYPE
-from ..queue import WorkerView
 from . import current
 from .current import services
 
 if TYPE_CHECKING:
+    from ..queue import WorkerView
     from ..services import Services
 
 SHOWN_FAILURES = 100
@@ -83,8 +83,8 @@ def _queue_state() -> tuple[list[WorkerView], list[dict[str, str]], str]:
         return [], [], ""
     try:
         return queue.workers(), queue.alarms(), ""
-    except redis.RedisError as e:
-        return [], [], f"the build queue is unreachable: {e}"
+    except QueueUnreachable as e:
+        return [], [], f"the build queue is unreachable: {e.detail}"
 
 
 def _index(message: str) -> str:

@@ -11,11 +11,11 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-import redis
 from flask import Blueprint, Response, jsonify, request
 
 from .. import queueproto
 from ..builds import Unreproducible
+from ..failures import QueueUnreachable
 from ..spec import BuildSpec, SpecError
 from .current import services
 
@@ -60,7 +60,7 @@ def upload(job_id: str) -> Response:
             if not queueproto.signature_ok(s.queue_secret, job_id, running[1], spec_text, digest, signature):
                 return _text("bad signature", 403)
             return _accept(spec, Path(f.name))
-    except redis.RedisError:  # its text names Redis's host and port: not for an unauthenticated client
+    except QueueUnreachable:  # its detail names Redis's host and port: not for an unauthenticated client
         return _text("the build queue is unreachable", 503)
 
 

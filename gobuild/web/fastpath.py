@@ -5,9 +5,10 @@ immutable (everything under a result URL, full tiles, versioned static files) th
 headers and the body are kept, keyed by the request parts that views look at, and the next
 identical request gets the same bytes without Flask: no routing, no request context, no hooks.
 A file answer (a binary or its .gz, sent with wsgi.file_wrapper) is kept as its path and opened
-per request. /tlog/latest is kept while the log has not grown (its size is one fstat). A view whose
-answer changes (the result page) may still have it kept: keep_while registers a cheap check of
-whether the view would answer the same now, run before each kept answer.
+per request; behind nginx its X-Accel-Redirect answer is kept while the file is on disk.
+/tlog/latest is kept while the log has not grown (its size is one fstat). A view whose answer
+changes (the result page) may still have it kept: keep_while registers a cheap check of whether
+the view would answer the same now, run before each kept answer.
 
 Requests with conditional or range headers always reach Flask, so 304s and ranges behave as
 before. Fast-path answers skip Flask's hooks and views; what those do besides answering that must
@@ -18,6 +19,7 @@ else is skipped that matters: these are stored bytes, and they start no build (n
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -179,12 +181,13 @@ class FastPath:
             return result
         status, headers = seen[-1]
         headers = [(k, v) for k, v in headers if k.lower() != "date"]  # send_file's: the server adds a fresh one
-        # nginx sends the file an X-Accel-Redirect names: the app must see every request to rebuild an evicted one.
-        if any(k.lower() in ("set-cookie", "x-accel-redirect") for k, _ in headers):
+        if any(k.lower() == "set-cookie" for k, _ in headers):
             return result
         cache = next((v for k, v in headers if k.lower() == "cache-control"), "")
         if "immutable" not in cache and not latest and valid is None:
             return result
+        if any(k.lower() == "x-accel-redirect" for k, _ in headers):
+            return self._keep_accel(key, status, headers, result, recorder, tuple(actions))
         sent_file = recorder is not None and recorder.wrapped is not None and result is recorder.wrapped
         if sent_file:
             assert recorder is not None
@@ -193,6 +196,14 @@ class FastPath:
                                      valid))
             return result
         return self._keep_body(key, status, headers, result, log_size, tuple(actions), valid)
+
+    def _keep_accel(self, key: Key, status: str, headers: list[tuple[str, str]], result: Iterable[bytes],
+                    recorder: _Recorder | None, actions: tuple[Action, ...]) -> Iterable[bytes]:
+        """Keep an X-Accel-Redirect answer (nginx sends the file it names) while that file exists: once it is
+        evicted, the app must see the request again to rebuild it, not nginx answer 404."""
+        if recorder is None or recorder.path is None:
+            return result
+        return self._keep_body(key, status, headers, result, -1, actions, partial(os.path.isfile, recorder.path))
 
     def _keep_body(self, key: Key, status: str, headers: list[tuple[str, str]], result: Iterable[bytes],
                    log_size: int, actions: tuple[Action, ...], valid: Check | None) -> Iterable[bytes]:

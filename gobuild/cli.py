@@ -129,11 +129,16 @@ def run_server(config_file: str | None, listen: str | None) -> None:
     shutdown.finish_builds(services.coordinator, cfg.shutdown_timeout)
 
 
+def _host_port(listen: str) -> tuple[str, int]:
+    """A listen address (host:port, [v6]:port) split; the config checked it is well formed."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def _check_free(key: str, listen: str) -> None:
     """Fail with the config key's name if listen (host:port) cannot be bound now."""
-    host, _, port = listen.rpartition(":")
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(*_host_port(listen), type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress binds
             probe.bind(address)
@@ -146,9 +151,8 @@ def _listener(app: Any, listen: str, threads: int, **options: Any) -> Any:
     """A waitress server (serving.create_server) bound to listen (host:port), or a one-line error."""
     from . import serving
 
-    host, _, port = listen.rpartition(":")
     try:
-        return serving.create_server(app, host.strip("[]"), int(port), threads, **options)
+        return serving.create_server(app, *_host_port(listen), threads, **options)
     except OSError as e:
         raise CommandError(f"cannot listen on {listen}: {e.strerror or e}") from e
 

@@ -27,14 +27,16 @@ from gobuild.spec import BuildSpec
 from gobuild.store import Store
 from gobuild.targets import DEFAULT_TARGETS
 from gobuild.web import live
+from gobuild.web.checkpoints import LogCheckpoints
 from tests.logsample import package_block, xlog
 
 SPEC = "example.com/m@v1.0.0/linux-amd64-go1.22.0/"
+CHECKPOINTS = LogCheckpoints()  # the server's, one per app (Services.log_checkpoints)
 
 
 def open_reader(job: Job, store: Store, offset: int) -> live.Reader:
     """A reader as the live endpoints make one."""
-    return live.Reader(job, store, offset)
+    return live.Reader(job, store, offset, CHECKPOINTS)
 
 
 def poll(job: Job, store: Store, offset: int) -> int:

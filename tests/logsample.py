@@ -10,6 +10,8 @@ from gobuild.phases import Phase, marker
 from gobuild.web import live
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)  # fixed: the same log on every run
+# Longer than a read, and only its end opens a here-document: read in pieces, it folds otherwise.
+LONG_LINE = "cd /src/" + "x" * 70_000 + " << 'EOF' # a very long line\nplain text in a here-document\nEOF\n"
 
 
 def package_block(i: int) -> str:
@@ -26,13 +28,13 @@ def package_block(i: int) -> str:
             f"note: ünïcode ✓ & <tags> in package {i}\n")
 
 
-def xlog(size: int, long_line_at: int | None = 500) -> bytes:
-    """size bytes of log: two markers, then package blocks, a line longer than 64 KiB after block long_line_at;
+def xlog(size: int) -> bytes:
+    """size bytes of log: two markers, then package blocks, LONG_LINE after the 500th;
     the last line is cut short, as while the build still writes it."""
     head = marker(Phase.DOWNLOADING, "example.com/m@v1.0.0", AT) + marker(Phase.COMPILING, "61 packages", AT)
     parts, total, i = [head], len(head), 0
     while total < size:
-        block = package_block(i) + ("x" * 70_000 + " a very long line\n" if i == long_line_at else "")
+        block = package_block(i) + (LONG_LINE if i == 500 else "")
         parts.append(block)
         total += len(block.encode())
         i += 1

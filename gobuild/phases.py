@@ -58,8 +58,9 @@ NO_PROGRESS = Progress()  # nothing read yet
 class ProgressReader:
     """Reads a log piece by piece (in any cuts) and keeps its Progress."""
 
-    def __init__(self) -> None:
-        self.progress = Progress()
+    def __init__(self, progress: Progress = NO_PROGRESS) -> None:
+        """A reader starting at a line start where the log so far shows progress."""
+        self.progress = progress
         self._partial = b""
 
     def feed(self, data: bytes) -> Progress:

@@ -10,7 +10,7 @@ import logging
 import shlex
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from .tlog import note
 from .tlog.server import TransparencyLog, load_or_create_signer
 from .toolchains import DOWNLOAD_TIMEOUT, Toolchains, discover_local, host_platform, read_goversion
 from .verify import Peer, Peers, parse_peers
+from .web.checkpoints import LogCheckpoints
 from .web.live import StreamLimit
 from .web.pages import VersionsCache
 from .web.urls import tlog_url
@@ -73,6 +74,7 @@ class Services:
     bad_clients: tuple[BadClient, ...]
     queue: BuildQueue | None = None  # None: builds run in this process
     queue_secret: bytes = b""  # what workers sign their uploads with
+    log_checkpoints: LogCheckpoints = field(default_factory=LogCheckpoints)  # where live-log readers resume
 
     def reload(self, cfg: Config) -> None:
         """Take what can change without a restart from a new config: instance notes, limits, bad clients.

@@ -26,12 +26,13 @@ from gobuild.spec import BuildSpec
 from gobuild.targets import DEFAULT_TARGETS
 from gobuild.web import create_app, live
 from tests.conftest import GOVERSION, make_config
+from tests.logsample import count_reads
 from tests.modproxy import ModuleProxy, hello_module
 from tests.realserver import stop_in_thread_server
 
 ROOT = Path(__file__).resolve().parent.parent
 HTMX = {"HX-Request": "true"}  # what htmx sends with each of its requests
-LIVE_MODULES = [f"example.com/live{i}" for i in range(8)]
+LIVE_MODULES = [f"example.com/live{i}" for i in range(9)]
 QUEUE_MODULES = [f"example.com/queue{x}" for x in "abc"]
 PHASE_MODULES = ["example.com/phases", "example.com/folded"]  # one test each, built nowhere else
 
@@ -465,6 +466,33 @@ def test_polling_fragment(client: FlaskClient, app: Flask, monkeypatch: pytest.M
     assert (r.status_code, r.headers["HX-Redirect"], r.headers["Cache-Control"]) == (200, result_link, "no-store")
     r = client.get(spec.link() + f"live?offset={two}", follow_redirects=True)  # not htmx: to the result page
     assert (r.status_code, r.request.path, r.history[-1].status_code) == (200, result_link, 303)
+
+
+def test_a_poll_far_into_a_long_log_reads_only_what_is_new(client: FlaskClient, app: Flask,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = spec_of(f"example.com/live8@v1.0.0/linux-amd64-{GOVERSION}/")
+    gate = Gate(app, monkeypatch, "example.com/live8", 10_001)
+    client.post(spec.link() + "start")
+    gate.release(10_000)
+    written = len("".join(gate.lines[:10_000]).encode())
+    job = svc(app).coordinator.last(spec)
+    assert job is not None
+    while job.log_path.stat().st_size < written:
+        time.sleep(0.05)
+    offset = 0
+    while offset < written:  # the page polls its way to the end
+        body = client.get(spec.link() + f"live?offset={offset}", headers=HTMX).get_data(as_text=True)
+        offset = int(re.search(r'hx-get="live\?offset=(\d+)', body).group(1))  # type: ignore[union-attr]
+    read = count_reads(monkeypatch)
+    body = client.get(spec.link() + f"live?offset={offset}", headers=HTMX).get_data(as_text=True)
+    assert f'hx-get="live?offset={offset}&amp;' in body  # nothing new
+    assert sum(read) < 1024, f"read {sum(read)} bytes of a {written}-byte log to answer that nothing is new"
+    resp, events = stream(client, spec.link() + "events", **{"Last-Event-ID": str(offset)})  # a reconnect likewise
+    assert "status-running" in next_of(events, "status").text
+    resp.close()
+    assert sum(read) < 1024, f"read {sum(read)} bytes of a {written}-byte log to resume a stream at its end"
+    gate.release()
+    wait_done(app, spec)
 
 
 def test_failed_build_shows_the_reason_and_retry_works(client: FlaskClient, app: Flask) -> None:

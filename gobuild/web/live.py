@@ -21,6 +21,7 @@ from ..spec import BuildSpec
 from ..states import BuildState, JobState
 from ..store import Result, Store
 from . import urls
+from .checkpoints import START, Checkpoint, LogCheckpoints
 from .current import services
 from .logview import LogFolder
 
@@ -28,6 +29,7 @@ KEEPALIVE_SECONDS = 15.0  # a comment this often keeps proxies from closing a qu
 TAIL_SECONDS = 0.25  # how often a stream looks for new log bytes
 CHUNK = 64 * 1024  # most log bytes in one event
 PAGE_LOG_LIMIT = 1 << 20  # most log bytes rendered into a page; the stream sends the rest
+CHECKPOINT_SPACING = 256 * 1024  # a stream leaves a checkpoint this often: a reconnect reads at most about this again
 
 
 class StreamLimit:
@@ -84,6 +86,11 @@ class LogTail:
             return cls(offset, file)
         # open_log() gives None only after done is set, so result and error are final here.
         return cls(offset, stored=store.read_blob(job.result.log) if job.result is not None else b"")
+
+    @property
+    def live(self) -> bool:
+        """Whether this reads the job's live file (which only grows), not the stored log."""
+        return self._file is not None
 
     def read(self, whole_lines: bool = True) -> bytes:
         """The next bytes (at most CHUNK), ending after a newline unless whole_lines is False."""
@@ -218,15 +225,27 @@ def _announce_event(status: Status) -> str:
 
 
 class Reader:
-    """Follows a job's log from an offset, with the progress and folding state of everything before it."""
+    """Follows a job's log from an offset, with the progress and folding state of everything before it.
 
-    def __init__(self, job: Job, store: Store, offset: int) -> None:
+    That state is what reading the log from byte 0 in one piece gives. A reader starts from the
+    nearest checkpoint at or before its offset instead, and leaves checkpoints for later readers.
+    A checkpoint is the state reading from byte 0 gives just after a newline: where this reader's
+    reads cut a line elsewhere (a line longer than a read), it folded the pieces as lines of their
+    own, so the state at the next newline is worked out again from the last checkpoint.
+    """
+
+    def __init__(self, job: Job, store: Store, offset: int, checkpoints: LogCheckpoints) -> None:
         self.tail = LogTail.of_job(job, store, 0)
-        self.progress = ProgressReader()
-        self.folder = LogFolder()
-        head = self.tail.read_until(offset)
-        self.progress.feed(head)
-        self.folder.render(head.decode("utf-8", "replace"))
+        self._job, self._checkpoints = job, checkpoints
+        start = checkpoints.nearest(job, offset) if self.tail.live else START
+        self.tail.offset = start.offset
+        self.progress = ProgressReader(start.progress)
+        self.folder = LogFolder(start.in_heredoc)
+        self._mark = self._recorded = start  # the state at the last newline read, as from byte 0
+        self._pending = b""  # the bytes read after it
+        self._in_sync = True  # the folder's state was the mark's just after that newline
+        self._take(self.tail.read_until(offset))
+        self._remember()
 
     @property
     def offset(self) -> int:
@@ -235,10 +254,44 @@ class Reader:
     def read(self, whole_lines: bool = True, limit: int = CHUNK) -> tuple[bytes, Markup]:
         """The next bytes of the log (about limit at most) and their HTML."""
         data = self.tail.read_all(limit, whole_lines) if limit > CHUNK else self.tail.read(whole_lines)
+        html = self._take(data)
+        self._remember(CHECKPOINT_SPACING)
+        return data, html
+
+    def _take(self, data: bytes) -> Markup:
+        """Feed the next bytes to the progress and the folder; their HTML (as of one piece: cut after a newline)."""
         self.progress.feed(data)
-        return data, self.folder.render(data.decode("utf-8", "replace"))
+        cut = data.rfind(b"\n") + 1
+        html = self.folder.render(data[:cut].decode("utf-8", "replace"))
+        if cut:
+            self._mark_newline(data[:cut])
+        self._pending += data[cut:]
+        return html + self.folder.render(data[cut:].decode("utf-8", "replace"))
+
+    def _mark_newline(self, lines: bytes) -> None:
+        """Move the mark to the end of lines, just taken, with the fold state reading from byte 0 gives there."""
+        in_heredoc = self.folder.in_heredoc
+        if self._pending or not self._in_sync:  # the folder took a line in pieces since the mark
+            exact = LogFolder(self._mark.in_heredoc)
+            exact.render((self._pending + lines).decode("utf-8", "replace"))
+            in_heredoc = exact.in_heredoc
+        self._in_sync = in_heredoc == self.folder.in_heredoc
+        self._mark = Checkpoint(self._mark.offset + len(self._pending) + len(lines), self.progress.progress, in_heredoc)
+        self._pending = b""
+
+    def _remember(self, spacing: int = 1) -> None:
+        """Leave the mark as a checkpoint for later readers, if spacing bytes past the last one left."""
+        if (self.tail.live and self._mark.offset - self._recorded.offset >= spacing
+                and not self._job.done.is_set()):
+            self._checkpoints.record(self._job, self._mark)
+            self._recorded = self._mark
 
     def close(self) -> None:
+        """Close the log; leave a checkpoint where the next poll or reconnect will likely resume."""
+        if self._job.done.is_set():
+            self._checkpoints.forget(self._job)
+        else:
+            self._remember()
         self.tail.close()
 
 
@@ -291,7 +344,7 @@ def _job_events(job: Job | None, offset: int) -> Iterator[str]:
         yield from _final_events(Status(BuildState.GONE, error="the build is not running any more, start it again"))
         return
     s = services()
-    reader = Reader(job, s.store, offset)
+    reader = Reader(job, s.store, offset, s.log_checkpoints)
     try:
         last_position, last_status, last_sent = -1, Status(BuildState.PENDING), time.monotonic()
         while True:
@@ -355,7 +408,7 @@ def fragment(spec: BuildSpec) -> BaseResponse:
     if job.done.is_set() and job.result is not None:
         return redirect_fragment(urls.result_url(job.spec, job.result.sum))
     position = s.coordinator.queue_position(job)
-    reader = Reader(job, s.store, offset)
+    reader = Reader(job, s.store, offset, s.log_checkpoints)
     try:
         data, log = reader.read(whole_lines=not job.done.is_set(), limit=PAGE_LOG_LIMIT)
     finally:
@@ -382,21 +435,21 @@ def redirect_fragment(href: str | None) -> BaseResponse:
 
 
 def progress_of(job: Job | None) -> Progress:
-    """Where a running job is, from its whole log so far."""
+    """Where a running job is, from its whole log so far (its complete lines)."""
     if job is None or job.done.is_set():
         return NO_PROGRESS
-    tail = LogTail.of_job(job, services().store, 0)
-    try:
-        return ProgressReader().feed(tail.read_all(sys.maxsize, whole_lines=True))
-    finally:
-        tail.close()
+    s = services()
+    reader = Reader(job, s.store, sys.maxsize, s.log_checkpoints)
+    reader.close()
+    return reader.progress.progress
 
 
 def page_log(job: Job | None) -> tuple[Markup, int, Progress]:
     """The log so far as page HTML, the offset where the stream continues, and the progress it shows."""
     if job is None or job.done.is_set():
         return Markup(""), 0, NO_PROGRESS
-    reader = Reader(job, services().store, 0)
+    s = services()
+    reader = Reader(job, s.store, 0, s.log_checkpoints)
     try:
         _, log = reader.read(limit=PAGE_LOG_LIMIT)
         return log, reader.offset, reader.progress.progress

@@ -20,8 +20,13 @@ _HEREDOC = re.compile(r"<< '?EOF'?")
 class LogFolder:
     """Renders a log piece by piece; keeps whether a here-document (cat >file << EOF) is open between pieces."""
 
-    def __init__(self) -> None:
-        self._in_heredoc = False
+    def __init__(self, in_heredoc: bool = False) -> None:
+        self._in_heredoc = in_heredoc
+
+    @property
+    def in_heredoc(self) -> bool:
+        """Whether the next line is inside a here-document (folded until its EOF)."""
+        return self._in_heredoc
 
     def render(self, text: str) -> Markup:
         """The HTML of the next piece of the log."""

@@ -13,6 +13,8 @@ from pathlib import Path
 import requests
 import urllib3
 
+from . import urls
+
 # The "as" imports are re-exports: callers import `get` alone for the command and its parts.
 from .getcmd.errors import EXIT_ERROR as EXIT_ERROR
 from .getcmd.errors import EXIT_SECURITY as EXIT_SECURITY
@@ -30,7 +32,6 @@ from .spec import BuildSpec, GoVersion, Record, SpecError, parse_sum
 from .targets import DEFAULT_TARGETS
 from .tlog import client as tlogclient
 from .tlog import note
-from .web import urls
 
 USER_AGENT = "gobuild-get (https://github.com/mjl-/gobuild)"
 TIMEOUT = 300.0  # a lookup may wait for a build on the server

@@ -31,11 +31,11 @@ from .targets import Targets
 from .tlog import note
 from .tlog.server import TransparencyLog, load_or_create_signer
 from .toolchains import DOWNLOAD_TIMEOUT, Toolchains, discover_local, host_platform, read_goversion
+from .urls import tlog_url
 from .verify import Peer, Peers, parse_peers
 from .web.checkpoints import LogCheckpoints
 from .web.live import StreamLimit
 from .web.pages import VersionsCache
-from .web.urls import tlog_url
 
 if TYPE_CHECKING:  # redis and rq are imported only with a queue: together they take ~10 MiB of a server's memory
     import redis

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import requests
 
+from . import urls
 from .failures import TemporaryFailure
 from .spec import BuildSpec, Record, SpecError
 from .tlog import client as tlogclient
 from .tlog import note
-from .web import urls
 
 log = logging.getLogger(__name__)
 

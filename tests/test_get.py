@@ -20,11 +20,11 @@ import pytest
 import requests
 
 from gobuild import get as getmod
+from gobuild import urls
 from gobuild.cli import main
 from gobuild.spec import BuildSpec, Record, sum_from_digest
 from gobuild.tlog import note, server
 from gobuild.tlog.server import LogError, TransparencyLog
-from gobuild.web import urls
 from tests.conftest import GOVERSION
 from tests.modproxy import ModuleProxy, hello_module
 from tests.realserver import ROOT, real_server

@@ -1,14 +1,14 @@
-"""web/urls.py: what the builders make, the parser reads back as the same thing."""
+"""gobuild/urls.py: what the builders make, the parser reads back as the same thing."""
 
 from __future__ import annotations
 
 import pytest
 
+from gobuild import urls
 from gobuild.errors import HTTPProblem
 from gobuild.spec import BuildSpec, sum_of
 from gobuild.targets import DEFAULT_TARGETS
-from gobuild.web import urls
-from gobuild.web.urls import PAGES, ModuleURL, Page, ShortURL, SpecURL
+from gobuild.urls import PAGES, ModuleURL, Page, ShortURL, SpecURL
 
 SUM = sum_of(b"some binary")
 SPECS = [

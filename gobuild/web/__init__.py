@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .. import config as configmod
 
-if TYPE_CHECKING:  # Flask is imported by create_app: `gobuild get` and peers import web.urls without it
+if TYPE_CHECKING:  # Flask is imported by create_app: `gobuild get` and peers import gobuild.urls without it
     from flask import Flask
 
 
@@ -16,7 +16,7 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
     from flask import Flask
     from htmx_flask import Htmx
 
-    from .. import logs
+    from .. import logs, urls
     from ..services import build_services
     from . import (
         admission,
@@ -31,7 +31,6 @@ def create_app(cfg: configmod.Config | None = None) -> Flask:
         steps,
         tlogviews,
         upload,
-        urls,
         views,
     )
 

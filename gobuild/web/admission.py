@@ -8,8 +8,8 @@ from ..clients import client_address, module_allowed
 from ..errors import HTTPProblem
 from ..spec import BuildSpec, GoVersion, SpecError
 from ..toolchains import UnknownGoVersion
+from ..urls import TLOG
 from .current import services
-from .urls import TLOG
 
 bp = Blueprint("admission", __name__)
 

@@ -12,15 +12,16 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from .. import urls
 from ..errors import HTTPProblem
 from ..failures import PermanentFailure
 from ..phases import NO_PROGRESS, Progress
 from ..spec import BuildSpec
 from ..states import BuildState
 from ..store import Result
-from . import live, negotiate, urls, views
+from ..urls import Page
+from . import live, negotiate, views
 from .current import services
-from .urls import Page
 
 bp = Blueprint("api", __name__)
 

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, render_template, request
 
 from .. import module as modmod
+from .. import urls
 from ..spec import Record, SpecError
 from ..tlog import merkle
 from ..tlog.server import TransparencyLog
-from . import urls
+from ..urls import BADGE, FEED
 from .current import services
-from .urls import BADGE, FEED
 
 bp = Blueprint("feeds", __name__)
 

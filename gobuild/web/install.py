@@ -13,11 +13,11 @@ import urllib.parse
 
 from flask import Blueprint, Response, render_template, request
 
+from .. import urls
 from ..errors import HTTPProblem
 from ..spec import BuildSpec
-from . import urls
+from ..urls import SCRIPT
 from .current import services
-from .urls import SCRIPT
 
 bp = Blueprint("install", __name__)
 

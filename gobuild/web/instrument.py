@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from . import fastpath, urls
+from .. import urls
+from . import fastpath
 from .current import services
 
 bp = Blueprint("instrument", __name__)

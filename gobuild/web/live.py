@@ -15,12 +15,12 @@ from flask import Response, redirect, render_template, request, stream_with_cont
 from markupsafe import Markup, escape
 from werkzeug.wrappers import Response as BaseResponse
 
+from .. import urls
 from ..builds import Job
 from ..phases import NO_PROGRESS, Progress, ProgressReader
 from ..spec import BuildSpec
 from ..states import BuildState, JobState
 from ..store import Result, Store
-from . import urls
 from .checkpoints import START, Checkpoint, LogCheckpoints
 from .current import services
 from .logview import LogFolder

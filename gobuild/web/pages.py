@@ -10,12 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import module
+from .. import module, urls
 from ..compiler import MIN_GO_MINOR
 from ..goproxy import GoProxyError
 from ..spec import BuildSpec, GoVersion, SpecError
 from ..store import NEGATIVE_TTL
-from . import urls
 from .current import services
 
 log = logging.getLogger(__name__)

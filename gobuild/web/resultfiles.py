@@ -10,9 +10,9 @@ from .. import buildinfo, proof, sbom
 from ..errors import HTTPProblem
 from ..spec import BuildSpec
 from ..store import Result
+from ..urls import Page
 from .current import services
 from .files import IMMUTABLE
-from .urls import Page
 
 PAGES = (Page.PROOF, Page.BUILDINFO, Page.SBOM)
 

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 from flask import request
 
-from .. import module
+from .. import module, urls
 from ..failures import BuildError, PermanentFailure
 from ..goproxy import GoProxyError
 from ..goproxy import ModuleNotFound as ProxyNotFound
 from ..toolchains import UnknownGoVersion
-from . import urls
 from .current import services
 
 MAX_PREFIXES = 3  # proxy lookups for the module of a package path, longest prefix first

@@ -8,11 +8,11 @@ from ..errors import BareProblem, GobuildError
 from ..module import is_canonical_version
 from ..spec import BuildSpec
 from ..tlog.server import LogError
+from ..urls import TLOG, check_spec_paths
 from ..verify import CHAIN_HEADER
 from .current import services
 from .errors import TLOG_TEXT as TEXT
 from .files import IMMUTABLE
-from .urls import TLOG, check_spec_paths
 from .views import wait_for_build
 
 bp = Blueprint("tlog", __name__, url_prefix=TLOG)

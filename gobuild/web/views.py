@@ -9,6 +9,7 @@ from functools import partial
 from flask import Blueprint, Response, redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
+from .. import urls
 from ..builds import Job
 from ..compiler import reproduce_command
 from ..errors import HTTPProblem
@@ -18,10 +19,10 @@ from ..module import InvalidPath, check_path, is_valid_path
 from ..spec import BuildSpec, Record, SpecError
 from ..states import BuildState, JobState
 from ..store import Failure, Result
-from . import admission, fastpath, files, live, pages, pagestate, resultfiles, urls
+from ..urls import Page
+from . import admission, fastpath, files, live, pages, pagestate, resultfiles
 from .current import services
 from .logview import fold
-from .urls import Page
 
 bp = Blueprint("gobuild", __name__)
 

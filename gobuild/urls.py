@@ -14,9 +14,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..errors import GobuildError, HTTPProblem
-from ..module import InvalidPath, check_path
-from ..spec import MAX_SPEC_LEN, BuildSpec, SpecError, check_paths, is_sum
+from .errors import GobuildError, HTTPProblem
+from .module import InvalidPath, check_path
+from .spec import MAX_SPEC_LEN, BuildSpec, SpecError, check_paths, is_sum
 
 _BAD_CHARS = re.compile("[\x00-\x1f\x7f\ufffd]")  # control characters, undecodable bytes (one C scan)
 

@@ -269,7 +269,7 @@ def _validate_queue(cfg: Config) -> None:
 
 def _bad_listen(listen: str) -> bool:
     host, _, port = listen.rpartition(":")
-    return not host or not port.isdigit() or not 0 <= int(port) < 65536
+    return not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) < 65536
 
 
 def _is_goversion(s: str) -> bool:

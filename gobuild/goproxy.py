@@ -497,7 +497,7 @@ class GoProxyClient:
         """Stream one proxy's zip into dest atomically, never holding it in memory."""
         with self._get(base, path) as resp:
             declared = resp.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > MAX_ZIP_BYTES:
+            if declared.isascii() and declared.isdigit() and int(declared) > MAX_ZIP_BYTES:
                 raise _ProxyFailed(f"zip from {base} too large ({declared} bytes)")
             fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
             tmp = pathlib.Path(tmp_name)

@@ -347,7 +347,7 @@ def _parse(v: str) -> _Semver | None:
 
 def _is_bad_num(ident: str) -> bool:
     """Whether ident is all digits with a leading zero (and longer than one)."""
-    return ident.isdigit() and len(ident) > 1 and ident[0] == "0"
+    return ident.isascii() and ident.isdigit() and len(ident) > 1 and ident[0] == "0"
 
 
 def is_valid_semver(v: str) -> bool:
@@ -425,7 +425,7 @@ def _compare_prerelease(x: str, y: str) -> int:
     for dx, dy in zip(xs, ys, strict=False):
         if dx == dy:
             continue
-        nx, ny = dx.isdigit(), dy.isdigit()
+        nx, ny = dx.isascii() and dx.isdigit(), dy.isascii() and dy.isdigit()
         if nx != ny:
             return -1 if nx else 1  # numeric identifiers rank below alphanumeric ones
         if nx:

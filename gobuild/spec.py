@@ -216,7 +216,7 @@ def check_paths(spec: BuildSpec) -> None:
 
 def _is_version_element(s: str) -> bool:
     """Whether s is a major-version suffix like v2 (not v0, v1 or v01)."""
-    return len(s) >= 2 and s[0] == "v" and s[1:].isdigit() and s[1] != "0" and s != "v1"
+    return len(s) >= 2 and s[0] == "v" and s[1:].isascii() and s[1:].isdigit() and s[1] != "0" and s != "v1"
 
 
 def _parse_variant(last: str, targets: Collection[tuple[str, str]]) -> tuple[str, str, str, bool]:
@@ -271,7 +271,7 @@ class Record:
         if variant not in ("", "stripped"):
             raise SpecError(f"bad record variant {variant!r}")
         mod, version, pkgdir, goos, goarch, goversion, size_s, sum_ = fields[:8]
-        if not size_s.isdigit():
+        if not (size_s.isascii() and size_s.isdigit()):
             raise SpecError(f"bad record size {size_s!r}")
         parse_sum(sum_)
         spec = BuildSpec(mod, version, pkgdir, goos, goarch, goversion, variant == "stripped")

@@ -94,6 +94,32 @@ def test_newline_in_module_form_is_a_404_not_a_traceback(client: FlaskClient) ->
     assert "internal" not in r.get_data(as_text=True)
 
 
+# Digits that are not ASCII ("²".isdigit() is true, int("²") raises) ---------------------------
+
+
+SUPERSCRIPT_TWO = "\u00b2"
+
+
+def test_non_ascii_digits_in_numbers_from_a_request_are_a_4xx_not_a_traceback(client: FlaskClient) -> None:
+    live = _spec(f"example.com/hello@v1.0.0/linux-amd64-{GOVERSION}/").link() + "live"
+    for path, headers in (("/tlog/tile/%C2%B2/000", {}), ("/tlog/tile/8/%C2%B2/000", {}),
+                          ("/?count=%C2%B2", {"Accept": "application/json"}),
+                          (live + "?offset=%C2%B2", {}), (live, {"Last-Event-ID": SUPERSCRIPT_TWO})):
+        r = client.get(path, headers=headers)
+        assert r.status_code < 500, (path, headers, r.status_code, r.get_data(as_text=True)[:300])
+
+
+def test_non_ascii_digits_in_a_record_or_a_listen_address_are_refused_plainly() -> None:
+    from gobuild.config import Config, ConfigError
+    from gobuild.spec import Record, SpecError
+
+    record = f"example.com/hello v1.0.0 / linux amd64 {GOVERSION} {SUPERSCRIPT_TWO} 0" + "A" * 27
+    with pytest.raises(SpecError):
+        Record.parse(record.encode())
+    with pytest.raises(ConfigError):
+        Config(listen=f"127.0.0.1:8{SUPERSCRIPT_TWO}").with_overrides()
+
+
 # 6: package dir is an import path; commands are shell-quoted --------------------------------
 
 

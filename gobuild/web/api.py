@@ -68,7 +68,7 @@ def home() -> Response:
     """Recent builds, Go versions and targets of this instance."""
     s = services()
     count = request.args.get("count", "10")
-    if not count.isdigit() or not 1 <= int(count) <= MAX_RECENT:
+    if not (count.isascii() and count.isdigit()) or not 1 <= int(count) <= MAX_RECENT:
         raise HTTPProblem(400, f"count must be 1 to {MAX_RECENT}")
     return _json({
         "recent": [_spec_doc(spec) | {"sum": sum_, "result_url": urls.result_url(spec, sum_)}

@@ -299,7 +299,7 @@ def resume_offset() -> tuple[int, bool]:
     """Where a reader continues: Last-Event-ID (a reconnect) over ?offset=; and whether either was given."""
     for value in (request.headers.get("Last-Event-ID"), request.args.get("offset")):
         if value is not None:
-            return (int(value) if value.isdigit() and len(value) < 16 else 0), True
+            return (int(value) if value.isascii() and value.isdigit() and len(value) < 16 else 0), True
     return 0, False
 
 

@@ -78,7 +78,7 @@ def _canonical(spec: BuildSpec) -> BuildSpec:
 def tile(path: str) -> Response:
     """A hash or data tile; full tiles never change."""
     height = path.split("/", 1)[0]
-    if not height.isdigit() or not 1 <= int(height) <= MAX_TILE_HEIGHT:
+    if not (height.isascii() and height.isdigit()) or not 1 <= int(height) <= MAX_TILE_HEIGHT:
         raise BareProblem(400, f"invalid tile syntax: height must be 1 to {MAX_TILE_HEIGHT}")
     try:
         data, full = services().tlog.tile(path)

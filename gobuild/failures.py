@@ -38,7 +38,7 @@ class TemporaryFailure(BuildError):
 class QueueUnreachable(TemporaryFailure):
     """Redis, which the build queue lives in, does not answer; detail (its host and port) is for the operator."""
 
-    def __init__(self, message: str, detail: str) -> None:
+    def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.detail = detail
 

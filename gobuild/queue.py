@@ -103,9 +103,10 @@ class BuildQueue:
     def position(self, spec: BuildSpec) -> int:
         """1 + the jobs before spec's on its queue while no worker has it, else 0 (also when Redis is down)."""
         try:
-            job = RQJob.fetch(queueproto.job_id(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
-            place = job.get_position()
-        except (NoSuchJobError, redis.RedisError):
+            with _reaching("looking up a job's place"):
+                job = RQJob.fetch(queueproto.job_id(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
+                place = job.get_position()
+        except (NoSuchJobError, QueueUnreachable):
             return 0
         return 0 if place is None else place + 1
 
@@ -116,7 +117,8 @@ class BuildQueue:
 
     def note(self, spec: BuildSpec, text: str) -> None:
         """Add a line of the coordinator's to the live log of spec's job."""
-        LogStream(self.conn, queueproto.log_key(queueproto.job_id(spec))).append(text.encode())
+        with _reaching("adding to a job's log"):
+            LogStream(self.conn, queueproto.log_key(queueproto.job_id(spec))).append(text.encode())
 
     def _job(self, spec: BuildSpec) -> RQJob:
         """The active job of spec, enqueued now if there is none (atomically across front doors)."""
@@ -237,9 +239,10 @@ class BuildQueue:
         log.error("reproducibility alarm: %s built as %s and as %s", spec, first, second)
         entry = {"spec": str(spec), "first": first, "second": second,
                  "when": now_text()}
-        self.conn.lpush(queueproto.ALARMS_KEY, json.dumps(entry))
-        self.conn.ltrim(queueproto.ALARMS_KEY, 0, 999)
-        self.on_alarm(spec)
+        self.on_alarm(spec)  # counted even when Redis cannot keep it for the admin page
+        with _reaching("keeping an alarm"):
+            self.conn.lpush(queueproto.ALARMS_KEY, json.dumps(entry))
+            self.conn.ltrim(queueproto.ALARMS_KEY, 0, 999)
 
     def alarms(self) -> list[dict[str, str]]:
         """The reproducibility alarms, newest first."""

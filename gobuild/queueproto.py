@@ -9,9 +9,9 @@ import secrets
 
 from .spec import BuildSpec
 
-# Job data and results in Redis are JSON, never pickle: nothing read from Redis is unpickled. RQ's name for
-# its JSONSerializer, so that the upload endpoint can import this module without RQ (memory: issue 16).
-SERIALIZER = "json"
+# Job data and results in Redis are JSON, never pickle: nothing read from Redis is unpickled. RQ's JSONSerializer
+# by its import path (which every RQ 2 and 3 resolves), so that the upload endpoint imports this module without RQ.
+SERIALIZER = "rq.serializers.JSONSerializer"
 
 GENERAL_QUEUE = "gobuild"  # builds any Go version; workers limited to some versions take gobuild-<goversion>
 UPLOAD_PATH = "/_queue/upload/"  # + job id: where a worker posts the binary it built

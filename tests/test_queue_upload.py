@@ -30,11 +30,12 @@ from gobuild import config as configmod
 from gobuild import queue as queuemod
 from gobuild import queueproto
 from gobuild.builds import Unreproducible
-from gobuild.failures import Busy, TemporaryFailure
+from gobuild.failures import Busy, QueueUnreachable, TemporaryFailure
 from gobuild.logstream import LogStream
 from gobuild.queue import BuildQueue
 from gobuild.services import build_services
 from gobuild.spec import BuildSpec, sum_of
+from gobuild.store import Store
 from gobuild.web import create_app
 from gobuild.web.admin import create_admin_app
 from gobuild.web.current import services_of
@@ -227,6 +228,25 @@ def test_a_redis_error_while_following_a_job_is_not_taken_for_its_end(tmp_path: 
         conn.shutdown(nosave=True)
         with pytest.raises(redis.RedisError):
             queuemod._status(job)  # unreachable: BuildQueue.build answers 503, not "the job ended"
+
+
+def test_every_queue_call_the_web_makes_turns_a_redis_error_into_queue_unreachable(tmp_path: Path) -> None:
+    # The upload endpoint and the admin page catch QueueUnreachable (503, or a line on the admin page); a raw
+    # redis error from any of these would be a 500 with a traceback instead.
+    with redis_server(tmp_path) as url:
+        conn = redis.Redis.from_url(url)
+        alarms: list[BuildSpec] = []
+        queue = BuildQueue(conn, Store(tmp_path / "data"), "http://unused", 60.0, on_alarm=alarms.append)
+        assert queue.running(JOB) is None and queue.workers() == [] and queue.alarms() == []
+        conn.shutdown(nosave=True)
+        calls = {"running": lambda: queue.running(JOB), "log_of": lambda: queue.log_of(SPEC),
+                 "note": lambda: queue.note(SPEC, "a line\n"), "alarm": lambda: queue.alarm(SPEC, "a", "b"),
+                 "alarms": queue.alarms, "workers": queue.workers, "check_available": queue.check_available}
+        for name, call in calls.items():
+            with pytest.raises(QueueUnreachable) as e:
+                call()
+            assert e.value.status == 503 and url.split("//")[-1].split("/")[0] not in str(e.value), name
+        assert queue.position(SPEC) == 0 and alarms == [SPEC]  # the alarm is counted even so
 
 
 def test_the_queue_s_password_and_address_are_never_shown(tmp_path: Path, modproxy: ModuleProxy) -> None:

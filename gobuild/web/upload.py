@@ -77,7 +77,7 @@ def _receive(path: Path, length: int) -> str | None:
 
 
 def _accept(spec: BuildSpec, binary: Path) -> Response:
-    """Store the binary as the candidate of the job's spec, hashed here (RedisError: the caller answers 503)."""
+    """Store the binary as the candidate of the job's spec, hashed here (QueueUnreachable: the caller answers 503)."""
     s = services()
     assert s.queue is not None
     try:

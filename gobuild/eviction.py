@@ -111,6 +111,7 @@ class BinaryCache:
     def used(self, result: Result) -> None:
         """A download of result's binary (or .gz) starts: mark it the most recently used."""
         now = time.time()
+        result = self.store.result(result.spec) or result  # a kept download's: a rebuild may have stored another gz
         with contextlib.suppress(FileNotFoundError):  # evicted this instant: the next request rebuilds
             gz = self.store.blob_path(result.binary_gz)
             os.utime(gz, ns=(time.time_ns(), gz.stat().st_mtime_ns))

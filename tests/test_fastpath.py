@@ -250,15 +250,26 @@ def test_an_accel_redirect_answer_is_kept_while_its_blob_is_on_disk(
     assert isinstance(fast, FastPath)
     first = call(fast, url)
     assert first[0] == "200 OK" and dict(first[1])["X-Accel-Redirect"].startswith("/_b/sha256/")
-    inner, fast.app = fast.app, lambda env, sr: pytest.fail(f"Flask asked for {env['PATH_INFO']}")
-    try:
-        assert call(fast, url) == first
-    finally:
-        fast.app = inner
+    binary = url.removesuffix(".gz")
+    variants = {enc: call(fast, binary, headers={"Accept-Encoding": enc}) for enc in ("gzip", "identity")}
     with app.app_context():
         s = services()
         done = s.store.result(spec)
         assert done is not None
+    named = {enc: dict(answer[1])["X-Accel-Redirect"].rsplit("/", 1)[1] for enc, answer in variants.items()}
+    assert named == {"gzip": done.binary_gz, "identity": done.binary}  # each negotiation kept with its own blob
+    inner, fast.app = fast.app, lambda env, sr: pytest.fail(f"Flask asked for {env['PATH_INFO']}")
+    try:
+        with app.app_context():
+            s.cache._entries[str(spec)].used = 1_000_000_000
+        assert call(fast, url) == first
+        for enc, answer in variants.items():
+            assert call(fast, binary, headers={"Accept-Encoding": enc}) == answer
+        with app.app_context():
+            assert s.cache._entries[str(spec)].used > 1_100_000_000  # a kept answer is a download too (LRU)
+    finally:
+        fast.app = inner
+    with app.app_context():
         s.store.delete_blob(done.binary_gz)  # evicted (by another process: this one's cache is not told)
         gz = s.store.blob_path(done.binary_gz)
     rebuilt = call(fast, url)  # the app rebuilt it: the same answer but for the new file's Last-Modified

@@ -187,7 +187,7 @@ class FastPath:
         if "immutable" not in cache and not latest and valid is None:
             return result
         if any(k.lower() == "x-accel-redirect" for k, _ in headers):
-            return self._keep_accel(key, status, headers, result, recorder, tuple(actions))
+            return self._keep_accel(key, status, headers, result, recorder, tuple(actions), valid)
         sent_file = recorder is not None and recorder.wrapped is not None and result is recorder.wrapped
         if sent_file:
             assert recorder is not None
@@ -198,12 +198,18 @@ class FastPath:
         return self._keep_body(key, status, headers, result, log_size, tuple(actions), valid)
 
     def _keep_accel(self, key: Key, status: str, headers: list[tuple[str, str]], result: Iterable[bytes],
-                    recorder: _Recorder | None, actions: tuple[Action, ...]) -> Iterable[bytes]:
+                    recorder: _Recorder | None, actions: tuple[Action, ...], valid: Check | None) -> Iterable[bytes]:
         """Keep an X-Accel-Redirect answer (nginx sends the file it names) while that file exists: once it is
         evicted, the app must see the request again to rebuild it, not nginx answer 404."""
-        if recorder is None or recorder.path is None:
+        path = recorder.path if recorder is not None else None
+        target = next(v for k, v in headers if k.lower() == "x-accel-redirect")
+        if path is None or not path.endswith(target.rpartition("/")[2]):  # not the file Flask opened: ask each time
             return result
-        return self._keep_body(key, status, headers, result, -1, actions, partial(os.path.isfile, recorder.path))
+
+        def still_valid() -> bool:
+            return os.path.isfile(path) and (valid is None or valid())
+
+        return self._keep_body(key, status, headers, result, -1, actions, still_valid)
 
     def _keep_body(self, key: Key, status: str, headers: list[tuple[str, str]], result: Iterable[bytes],
                    log_size: int, actions: tuple[Action, ...], valid: Check | None) -> Iterable[bytes]:

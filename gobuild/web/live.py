@@ -242,9 +242,9 @@ class Reader:
         self.progress = ProgressReader(start.progress)
         self.folder = LogFolder(start.in_heredoc)
         self._mark = self._recorded = start  # the state at the last newline read, as from byte 0
-        self._pending = b""  # the bytes read after it
+        self._pending: list[bytes] = []  # the bytes read after it (a list: a long line comes in many reads)
         self._in_sync = True  # the folder's state was the mark's just after that newline
-        self._take(self.tail.read_until(offset))
+        self._take(self.tail.read_until(offset), render=False)
         self._remember()
 
     @property
@@ -258,26 +258,36 @@ class Reader:
         self._remember(CHECKPOINT_SPACING)
         return data, html
 
-    def _take(self, data: bytes) -> Markup:
-        """Feed the next bytes to the progress and the folder; their HTML (as of one piece: cut after a newline)."""
+    def _take(self, data: bytes, render: bool = True) -> Markup:
+        """Feed the next bytes to the progress and the folder; their HTML (as of one piece: cut after a newline),
+        or nothing without render (what precedes the offset: only the state matters)."""
         self.progress.feed(data)
         cut = data.rfind(b"\n") + 1
-        html = self.folder.render(data[:cut].decode("utf-8", "replace"))
+        html = self._fold(data[:cut], render)
         if cut:
             self._mark_newline(data[:cut])
-        self._pending += data[cut:]
-        return html + self.folder.render(data[cut:].decode("utf-8", "replace"))
+        if cut < len(data):
+            self._pending.append(data[cut:])
+        return html + self._fold(data[cut:], render)
+
+    def _fold(self, data: bytes, render: bool) -> Markup:
+        text = data.decode("utf-8", "replace")
+        if render:
+            return self.folder.render(text)
+        self.folder.advance(text)
+        return Markup("")
 
     def _mark_newline(self, lines: bytes) -> None:
         """Move the mark to the end of lines, just taken, with the fold state reading from byte 0 gives there."""
         in_heredoc = self.folder.in_heredoc
         if self._pending or not self._in_sync:  # the folder took a line in pieces since the mark
             exact = LogFolder(self._mark.in_heredoc)
-            exact.render((self._pending + lines).decode("utf-8", "replace"))
+            exact.advance((b"".join(self._pending) + lines).decode("utf-8", "replace"))
             in_heredoc = exact.in_heredoc
         self._in_sync = in_heredoc == self.folder.in_heredoc
-        self._mark = Checkpoint(self._mark.offset + len(self._pending) + len(lines), self.progress.progress, in_heredoc)
-        self._pending = b""
+        taken = sum(map(len, self._pending)) + len(lines)
+        self._mark = Checkpoint(self._mark.offset + taken, self.progress.progress, in_heredoc)
+        self._pending = []
 
     def _remember(self, spacing: int = 1) -> None:
         """Leave the mark as a checkpoint for later readers, if spacing bytes past the last one left."""

@@ -36,6 +36,11 @@ class LogFolder:
             out.append(f'<span class="x">{escaped}</span>' if self._folded(line.rstrip("\r\n")) else escaped)
         return Markup("".join(out))
 
+    def advance(self, text: str) -> None:
+        """Take the next piece of the log without rendering it: only the folding state moves on."""
+        for line in text.splitlines(keepends=True):
+            self._folded(line.rstrip("\r\n"))
+
     def _folded(self, line: str) -> bool:
         if self._in_heredoc:
             self._in_heredoc = line != "EOF"

@@ -4,8 +4,10 @@
 
 Each row is a new `python -c` that imports the row's modules and everything above it, then prints
 its VmRSS, so the increments are what each layer costs on its own (shared libraries it maps
-included: RSS counts them). The last row is every module `gobuild serve` imports before it answers.
-This is the floor under the idle RSS that bench/sidebyside.py measures on the running server.
+included: RSS counts them). The row of gobuild's own modules ends with everything `gobuild serve`
+imports before it answers (create_app's imports): the floor under the idle RSS that
+bench/sidebyside.py measures on the running server. The last row is what a queue adds (rq, redis),
+which a server without one never imports.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ LAYERS: list[tuple[str, str]] = [
      "cryptography.hazmat.primitives.asymmetric.ed25519, cryptography.hazmat.primitives.serialization"),
     ("requests (urllib3, charset_normalizer, idna)", "requests"),
     ("filelock, prometheus_client", "filelock, prometheus_client"),
-    ("gobuild's own modules that serve uses", "gobuild.cli, gobuild.serving, gobuild.services, gobuild.web.admin, "
-     "gobuild.web.views, gobuild.web.api, gobuild.web.site"),
-    ("the queue's rq and redis (imported only with \"queue\")", "rq, redis"),
+    ("gobuild's own modules that serve uses", "gobuild.cli, gobuild.serving, gobuild.services, gobuild.logs, "
+     "gobuild.web.admin, gobuild.web.admission, gobuild.web.api, gobuild.web.errors, gobuild.web.fastpath, "
+     "gobuild.web.feeds, gobuild.web.install, gobuild.web.instrument, gobuild.web.site, gobuild.web.steps, "
+     "gobuild.web.tlogviews, gobuild.web.upload, gobuild.web.views"),
+    ("with a queue: rq and redis (not imported without \"queue\")", "rq, redis"),
 ]
 
 MEASURE = "import sys\n{imports}\nprint([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1])"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
-import pytest
+from typing import TYPE_CHECKING
 
 from gobuild.phases import Phase, marker
 from gobuild.web import live
+
+if TYPE_CHECKING:  # bench/logresume.py uses this module without pytest
+    import pytest
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)  # fixed: the same log on every run
 # Longer than a read, and only its end opens a here-document: read in pieces, it folds otherwise.

@@ -87,6 +87,7 @@ def test_a_client_slower_than_the_socket_gets_every_byte(tmp_path: Path, monkeyp
     with served(file_app(path, 0)) as base:
         host, port = base.removeprefix("http://").split(":")
         with socket.socket() as client:
+            client.settimeout(30)
             client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, set before connecting
             client.connect((host, int(port)))
             client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -479,8 +479,10 @@ def test_a_poll_far_into_a_long_log_reads_only_what_is_new(client: FlaskClient, 
     assert job is not None
     while job.log_path.stat().st_size < written:
         time.sleep(0.05)
-    offset = 0
+    offset, polls = 0, 0
     while offset < written:  # the page polls its way to the end
+        polls += 1
+        assert polls < 1000, f"polling stuck at {offset} of {written} bytes"
         body = client.get(spec.link() + f"live?offset={offset}", headers=HTMX).get_data(as_text=True)
         offset = int(re.search(r'hx-get="live\?offset=(\d+)', body).group(1))  # type: ignore[union-attr]
     read = count_reads(monkeypatch)

@@ -103,10 +103,9 @@ class BuildQueue:
     def position(self, spec: BuildSpec) -> int:
         """1 + the jobs before spec's on its queue while no worker has it, else 0 (also when Redis is down)."""
         try:
-            with _reaching("looking up a job's place"):
-                job = RQJob.fetch(queueproto.job_id(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
-                place = job.get_position()
-        except (NoSuchJobError, QueueUnreachable):
+            job = RQJob.fetch(queueproto.job_id(spec), connection=self.conn, serializer=queueproto.SERIALIZER)
+            place = job.get_position()
+        except (NoSuchJobError, redis.RedisError):  # not logged: every status poll asks
             return 0
         return 0 if place is None else place + 1
 

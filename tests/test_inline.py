@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from waitress import wasyncore
 
 from gobuild import serving
 from gobuild.web.fastpath import FastPath
+from tests.realserver import stop_in_thread_server
 
 IMMUTABLE = ("Cache-Control", "public, max-age=31536000, immutable")
 IO_THREAD = "waitress-io"
@@ -52,9 +52,7 @@ def served(app: App, threads: int) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
         app.release.set()
-        server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(server._map)
-        thread.join(5)
+        stop_in_thread_server(server, thread)
 
 
 def test_kept_answers_are_served_while_every_worker_is_busy(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
-from waitress import wasyncore
 
 from gobuild import serving
 from gobuild.builds import Coordinator
@@ -23,6 +22,7 @@ from gobuild.store import Store
 from gobuild.web import create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
+from tests.realserver import stop_in_thread_server
 
 
 @contextmanager
@@ -34,9 +34,7 @@ def served(app: Flask, threads: int) -> Iterator[tuple[str, Any]]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}", server
     finally:
-        server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(server._map)
-        thread.join(5)
+        stop_in_thread_server(server, thread)
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import requests
-from waitress import wasyncore
 
 from gobuild import serving
+from tests.realserver import stop_in_thread_server
 
 
 def file_app(path: Path, skip: int) -> Any:
@@ -39,9 +39,7 @@ def served(app: Any) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
-        server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(server._map)
-        thread.join(5)
+        stop_in_thread_server(server, thread)
 
 
 @pytest.mark.parametrize("skip", [0, 12345])

@@ -242,6 +242,7 @@ class Server:
         self.config.write_text(json.dumps({
             "listen": f"127.0.0.1:{self.port}", "data_dir": str(data_dir), "cache_dir": str(cache_dir),
             "goproxy": goproxy, "environment": ["GOSUMDB=off"], "toolchains": {GOVERSION: GOROOT},
+            "admin_listen": f"127.0.0.1:{free_port()}",  # not the default 8001: an instance may run beside
         }))
         self.stderr_path = work / f"{name}.stderr"
         self.proc: subprocess.Popen[bytes] | None = None

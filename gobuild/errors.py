@@ -24,11 +24,13 @@ class GobuildError(Exception):
 class HTTPProblem(GobuildError):
     """An error whose status is chosen where it is raised (a view's own check); its code follows the status."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, retry_after: int | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None, retry_after: int | None = None,
+                 allow: str = "GET, HEAD") -> None:
         super().__init__(message)
         self.status = status
         self.code = code or CODES_BY_STATUS.get(status, "error")
         self.retry_after = retry_after
+        self.allow = allow  # the methods a 405 names
 
 
 class BareProblem(HTTPProblem):

@@ -120,6 +120,21 @@ def test_non_ascii_digits_in_a_record_or_a_listen_address_are_refused_plainly() 
         Config(listen=f"127.0.0.1:8{SUPERSCRIPT_TWO}").with_overrides()
 
 
+# Only POST builds: a crawler following links never starts or retries one ------------------------
+
+
+def test_get_or_head_of_start_or_retry_is_a_405_and_builds_nothing(app: Flask, client: FlaskClient) -> None:
+    from gobuild.web.current import services_of
+
+    spec = _spec(f"example.com/hello@v1.0.0/linux-riscv64-{GOVERSION}/")
+    for page in ("start", "retry"):
+        for method in ("GET", "HEAD"):
+            r = client.open(spec.link() + page, method=method)
+            assert r.status_code == 405, (page, method, r.status_code)
+            assert r.headers["Allow"] == "POST", (page, method)
+    assert services_of(app).coordinator.last(spec) is None  # nothing started
+
+
 # 6: package dir is an import path; commands are shell-quoted --------------------------------
 
 

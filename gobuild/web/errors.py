@@ -8,7 +8,7 @@ from http import HTTPStatus
 from flask import Flask, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from ..errors import CODES_BY_STATUS, GobuildError
+from ..errors import CODES_BY_STATUS, GobuildError, HTTPProblem
 from . import negotiate, suggest
 from .current import services
 
@@ -71,7 +71,7 @@ def _copy_headers(e: Exception, status: int, resp: Response) -> None:
     if isinstance(e, GobuildError) and e.retry_after is not None:
         resp.headers["Retry-After"] = str(e.retry_after)
     if status == 405:
-        resp.headers["Allow"] = "GET, HEAD"
+        resp.headers["Allow"] = e.allow if isinstance(e, HTTPProblem) else "GET, HEAD"
     if isinstance(e, HTTPException):
         for k, v in e.get_headers():
             if k.lower() in ("allow", "retry-after"):

@@ -83,8 +83,12 @@ def legacy_prefix(prefix: str, path: str) -> BaseResponse:
 def dispatch(path: str) -> str | Response | BaseResponse:
     """Every module, build and result URL."""
     target = urls.parse(request.path[1:], services().targets)
-    if request.method == "POST" and not (isinstance(target, urls.SpecURL) and target.page in (Page.RETRY, Page.START)):
+    builds = isinstance(target, urls.SpecURL) and target.page in (Page.RETRY, Page.START)
+    if request.method == "POST" and not builds:
         raise HTTPProblem(405, "only GET here; POST is for .../retry and .../start")
+    if builds and request.method != "POST":  # a link followed (a crawler, a prefetch) must never start a build
+        raise HTTPProblem(405, "only POST here: the build page's Start and Retry buttons post to this URL",
+                          allow="POST")
     if isinstance(target, urls.ModuleURL):
         return module_page(target.module, request.path.endswith("/"))
     if isinstance(target, urls.ShortURL):

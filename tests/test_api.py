@@ -115,6 +115,24 @@ def test_failed_build_status(server: str) -> None:
     assert doc["log_url"] == path + "log" and doc["retry_url"] == path + "retry"
 
 
+def test_a_build_that_cannot_work_as_asked_shows_its_error_until_started_again(server: str) -> None:
+    # Not a main package: a 422 that is not stored (nothing to retry), but the page and the status must say so
+    # instead of looking as if nothing had been built.
+    path = f"/example.com/lib@v1.0.0/linux-amd64-{GOVERSION}/"
+    assert requests.post(server + path + "start", allow_redirects=False, timeout=60).status_code == 303
+    deadline = time.monotonic() + 120
+    while (r := get(server, path)).json()["state"] in ("queued", "running", "verifying"):
+        assert time.monotonic() < deadline, r.json()
+        time.sleep(0.2)
+    doc = r.json()
+    assert r.status_code == 422 and doc["state"] == "failed", doc
+    assert doc["error"]["status"] == 422 and doc["error"]["code"] == "unprocessable" and doc["error"]["message"]
+    assert doc["start_url"] == path + "start" and "retry_url" not in doc
+    page = requests.get(server + path, timeout=60)
+    assert page.status_code == 422 and "status-failed" in page.text, page.text[:500]
+    assert doc["error"]["message"].split(":")[0] in page.text
+
+
 @pytest.mark.parametrize("method, path, status, code", [
     ("GET", "/example.com/nothere", 404, "not-found"),
     ("GET", "/nodot/x", 404, "bad-path"),

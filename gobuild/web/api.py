@@ -128,8 +128,11 @@ def build_status(spec: BuildSpec) -> Response | BaseResponse:
         return redirect(urls.build_url(canonical), 307)
     job = s.coordinator.last(spec)
     position = s.coordinator.queue_position(job) if job is not None else 0
-    status = live.status_of(job, position, live.progress_of(job) if position == 0 else NO_PROGRESS)
+    status = live.page_status(job, position, live.progress_of(job) if position == 0 else NO_PROGRESS)
     doc = _spec_doc(spec) | {"state": status.state, "start_url": urls.build_url(spec, Page.START)}
+    if status.state == BuildState.FAILED and job is not None and job.error is not None:  # not stored: no log
+        doc["error"] = {"status": job.error.status, "code": job.error.code, "message": str(job.error)}
+        return _json(doc, job.error.status)
     if status.state == BuildState.QUEUED:
         doc["queue_position"] = status.position
     if status.progress.phase is not None:

@@ -193,6 +193,13 @@ def status_of(job: Job | None, position: int = 0, progress: Progress = NO_PROGRE
     return Status(BuildState.TEMPFAILED, error=str(error) if error is not None else "the build ended without a result")
 
 
+def page_status(job: Job | None, position: int = 0, progress: Progress = NO_PROGRESS) -> Status:
+    """A job's status as a page load (or a JSON status) shows it: a failure that was stored, and is gone from the
+    store now, was retried: nothing is built yet. A failure never stored (it cannot work as asked) stays."""
+    status = status_of(job, position, progress)
+    return Status(BuildState.PENDING) if status.state == BuildState.FAILED and status.stored else status
+
+
 def _sse(event: str, data: str, id_: int | None = None) -> str:
     """One server-sent event; data may hold newlines (a data: line each)."""
     head = f"event: {event}\n" + (f"id: {id_}\n" if id_ is not None else "")

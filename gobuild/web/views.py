@@ -226,15 +226,13 @@ def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | Ba
         log, offset = fold(s.store.read_blob(failure.log).decode("utf-8", "replace")), 0
     else:
         log, offset, progress = live.page_log(job)
-        status = live.status_of(job, s.coordinator.queue_position(job) if job is not None else 0, progress)
-        if status.state == BuildState.FAILED:  # that failure was stored, and since retried: start afresh
-            status = live.Status(BuildState.PENDING)
+        status = live.page_status(job, s.coordinator.queue_position(job) if job is not None else 0, progress)
     if status.state == BuildState.SUCCESS:  # ended between the store lookup and now
         return _redirect(status.href)
     html = render_template("build.html", spec=spec, status=status, log=log, offset=offset, poll=live.polling(),
                            reproduce=reproduce_command(spec, s.builder.settings.goproxy), columns=pages.related(spec),
                            newer=pages.newer(spec), get_command=s.get_command(spec, None, request.host))
-    return _no_store(html, 422 if failure is not None else 200)
+    return _no_store(html, 422 if status.state == BuildState.FAILED else 200)
 
 
 def _canonical(spec: BuildSpec) -> BuildSpec:

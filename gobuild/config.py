@@ -42,8 +42,9 @@ class Config:
                             "/tlog/latest and result pages while current from memory without Flask after "
                             "their first request", default=True)
     accel_redirect_prefix: str = _help(
-        "behind nginx: send binaries as X-Accel-Redirect to this internal location + the blob's path "
-        "under <data_dir>/blobs/, e.g. /_blobs/ (deploy/nginx.conf); empty: send the file", default="")
+        "behind nginx: send binaries requested through it (X-Gobuild-Accel: 1) as X-Accel-Redirect to this "
+        "internal location + the blob's path under <data_dir>/blobs/, e.g. /_blobs/ (deploy/nginx.conf); "
+        "empty: send the file", default="")
     max_streams: int = _help(
         "live build logs streamed at once (each holds a waitress thread); past it pages poll instead; "
         "0 means 3/4 of threads, must stay below threads", default=0)

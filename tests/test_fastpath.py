@@ -248,10 +248,11 @@ def test_an_accel_redirect_answer_is_kept_while_its_blob_is_on_disk(
     url = r.headers["Location"] + ".gz"
     fast = app.wsgi_app
     assert isinstance(fast, FastPath)
-    first = call(fast, url)
+    nginx = {"X-Gobuild-Accel": "1"}  # what deploy/nginx.conf sets on every request it passes on
+    first = call(fast, url, headers=nginx)
     assert first[0] == "200 OK" and dict(first[1])["X-Accel-Redirect"].startswith("/_b/sha256/")
     binary = url.removesuffix(".gz")
-    variants = {enc: call(fast, binary, headers={"Accept-Encoding": enc}) for enc in ("gzip", "identity")}
+    variants = {enc: call(fast, binary, headers={"Accept-Encoding": enc} | nginx) for enc in ("gzip", "identity")}
     with app.app_context():
         s = services()
         done = s.store.result(spec)
@@ -262,9 +263,9 @@ def test_an_accel_redirect_answer_is_kept_while_its_blob_is_on_disk(
     try:
         with app.app_context():
             s.cache._entries[str(spec)].used = 1_000_000_000
-        assert call(fast, url) == first
+        assert call(fast, url, headers=nginx) == first
         for enc, answer in variants.items():
-            assert call(fast, binary, headers={"Accept-Encoding": enc}) == answer
+            assert call(fast, binary, headers={"Accept-Encoding": enc} | nginx) == answer
         with app.app_context():
             assert s.cache._entries[str(spec)].used > 1_100_000_000  # a kept answer is a download too (LRU)
     finally:
@@ -272,9 +273,12 @@ def test_an_accel_redirect_answer_is_kept_while_its_blob_is_on_disk(
     with app.app_context():
         s.store.delete_blob(done.binary_gz)  # evicted (by another process: this one's cache is not told)
         gz = s.store.blob_path(done.binary_gz)
-    rebuilt = call(fast, url)  # the app rebuilt it: the same answer but for the new file's Last-Modified
+    rebuilt = call(fast, url, headers=nginx)  # the app rebuilt it: the same answer but for the new file's Last-Modified
     assert gz.is_file()
     assert [h for h in rebuilt[1] if h[0] != "Last-Modified"] == [h for h in first[1] if h[0] != "Last-Modified"]
+    direct = call(fast, url)  # a client of gobuild's own port, not through nginx: the file itself, kept or not
+    assert direct[0] == "200 OK" and direct[2] == gz.read_bytes() and "X-Accel-Redirect" not in dict(direct[1])
+    assert call(fast, url) == direct
 
 
 def test_a_long_key_is_never_kept() -> None:

@@ -101,8 +101,10 @@ def test_nginx_answers_like_the_server_and_sends_files_from_disk(tmp_path: Path,
         assert want[0][0] == 200 and want[-2][0] == 304 and want[-1][0] == 206
         with real_server(tmp_path / "behind", proxy.url, accel_redirect_prefix="/_blobs/", **common) as app, \
                 nginx(tmp_path / "nginx", app.removeprefix("http://"), data) as front:
-            accel = session.get(app + result + name + ".gz", timeout=30)
+            accel = session.get(app + result + name + ".gz", headers={"X-Gobuild-Accel": "1"}, timeout=30)
             assert accel.content == b"" and accel.headers["X-Accel-Redirect"].startswith("/_blobs/sha256/")
+            direct_gz = session.get(app + result + name + ".gz", timeout=30)  # not through nginx: the file
+            assert "X-Accel-Redirect" not in direct_gz.headers and direct_gz.content == want[7][2]
             assert session.get(front + accel.headers["X-Accel-Redirect"], timeout=30).status_code == 404  # internal
             upload = session.post(front + queueproto.UPLOAD_PATH + "gobuild-0", data=b"binary", timeout=30)
             assert upload.status_code == 404 and "build queue" not in upload.text  # nginx', not the app's

@@ -45,7 +45,7 @@ ON_HIT = "gobuild.fastpath.on_hit"  # the environ key of a request's actions to 
 KEEP_WHILE = "gobuild.fastpath.keep_while"  # the environ key of a changing answer's validity check
 PREPARED = "gobuild.fastpath.prepared"  # the environ key of an answer prepare() made ready to send
 
-Key = tuple[str, str, str, str, str, str, str, str]
+Key = tuple[str, str, str, str, str, str, str, str, str]
 Action = Callable[[], object]
 Check = Callable[[], bool]
 Send = Callable[["StartResponse"], Iterable[bytes]]
@@ -265,7 +265,8 @@ def _key(environ: WSGIEnvironment) -> Key | None:
         return None
     key: Key = (method, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), environ.get("HTTP_HOST", ""),
                 environ.get("HTTP_ACCEPT", ""), environ.get("HTTP_ACCEPT_ENCODING", ""),
-                environ.get("HTTP_HX_REQUEST", ""), environ.get("wsgi.url_scheme", ""))
+                environ.get("HTTP_HX_REQUEST", ""), environ.get("wsgi.url_scheme", ""),
+                environ.get("HTTP_X_GOBUILD_ACCEL", ""))  # through nginx: accel.py answers X-Accel-Redirect
     return key if _key_size(key) <= MAX_KEY else None
 
 

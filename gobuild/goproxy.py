@@ -60,6 +60,14 @@ class ProxyUnavailable(GoProxyError):
     code = "proxy-unavailable"
 
 
+class ProxyRefused(ProxyUnavailable):
+    """A proxy answered a 4xx other than 404/410 (e.g. 403: it will not serve this module or version). Like an
+    outage it is not stored and go does not fall through on ','; unlike one, trying again soon will not help."""
+
+    status = 502
+    code = "proxy-refused"
+
+
 @dataclass(frozen=True)
 class VersionInfo:
     """A proxy's .info answer: the canonical version and its commit time (RFC 3339)."""
@@ -172,7 +180,11 @@ class _ProxyNotFound(Exception):
 
 
 class _ProxyFailed(Exception):
-    """One proxy failed in a way that is not 'not found'."""
+    """One proxy failed in a way that is not 'not found'; refused: it answered a 4xx."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 def _describe(resp: requests.Response, base: str) -> str:
@@ -397,7 +409,7 @@ class GoProxyClient:
     def _try(self, what: str, fetch: Callable[[str], T]) -> T:
         """Run fetch against each proxy in turn, following GOPROXY fall-through rules (modfetch.TryProxies)."""
         not_found: builtins.list[str] = []
-        failure: str | None = None
+        failure: _ProxyFailed | None = None
         for base, fall_through in self.proxies:
             if base == "off":
                 if not_found or failure:
@@ -410,11 +422,11 @@ class GoProxyClient:
                 continue
             except _ProxyFailed as e:
                 # As go: a real failure is a more useful report than another proxy's 404.
-                failure = str(e).replace(base, _redacted(base))
+                failure = _ProxyFailed(str(e).replace(base, _redacted(base)), e.refused)
                 if not fall_through:
                     break
         if failure:
-            raise ProxyUnavailable(f"{what}: {failure}")
+            raise (ProxyRefused if failure.refused else ProxyUnavailable)(f"{what}: {failure}")
         raise ModuleNotFound(f"{what}: not found ({'; '.join(not_found)})")
 
     # ------------------------------------------------------------------ HTTP
@@ -448,7 +460,7 @@ class GoProxyClient:
             desc = _describe(resp, base)
         if resp.status_code in (404, 410):
             raise _ProxyNotFound(desc)
-        raise _ProxyFailed(desc)
+        raise _ProxyFailed(desc, refused=400 <= resp.status_code < 500)
 
     def _get_bytes(self, base: str, path: str, limit: int = MAX_SMALL_BYTES) -> bytes:
         """A whole (small) response body, refused if longer than limit."""

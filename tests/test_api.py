@@ -32,6 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, server_cache: Path) -> Iter
                                                 "lib.go": "package lib\n"})
         proxy.add("example.com/broken", "v1.0.0", {"go.mod": "module example.com/broken\n\ngo 1.22\n",
                                                    "main.go": "package main\n\nfunc main() { undefined() }\n"})
+        proxy.fail("/example.com/forbidden/", 403)  # a proxy that will not serve it
         yield base
 
 
@@ -142,6 +143,7 @@ def test_a_build_that_cannot_work_as_asked_shows_its_error_until_started_again(s
     ("POST", "/example.com/hello", 405, "method-not-allowed"),
     ("GET", "/example.com/hello@v9.9.9/install.sh", 404, "not-found"),
     ("GET", "/example.com/lib", 422, "unprocessable"),
+    ("GET", "/example.com/forbidden", 502, "proxy-refused"),
 ])
 def test_errors_are_json_with_the_same_status_and_a_stable_code(server: str, built: dict[str, object], method: str,
                                                                 path: str, status: int, code: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from gobuild import goproxy, module
-from gobuild.goproxy import GoProxyClient, ModuleNotFound, ProxyUnavailable, VersionInfo
+from gobuild.goproxy import GoProxyClient, ModuleNotFound, ProxyRefused, ProxyUnavailable, VersionInfo
 from tests.modproxy import ModuleProxy, hello_module, modproxy  # noqa: F401  (modproxy is a fixture)
 
 GO = "/usr/local/go/bin/go"
@@ -284,6 +284,18 @@ def test_comma_stops_on_error(modproxy: ModuleProxy, second: ModuleProxy) -> Non
     client = GoProxyClient(f"{modproxy.url},{second.url}", timeout=5)
     with pytest.raises(ProxyUnavailable, match=f"502 Bad Gateway from {modproxy.url}"):
         client.resolve("example.com/hello", "v1.0.0")
+    assert second.requests == []
+
+
+def test_a_refusal_is_not_a_module_not_found_nor_an_outage(modproxy: ModuleProxy, second: ModuleProxy) -> None:  # noqa: F811
+    # A 4xx other than 404/410 (e.g. 403 "this module version is not available"): go reports it as an error and
+    # does not fall through on ','; we say the proxy refused, with its words, not "try again later".
+    add_hello(second, "example.com/hello", "v1.0.0")
+    modproxy.fail("/", 403)
+    client = GoProxyClient(f"{modproxy.url},{second.url}", timeout=5)
+    with pytest.raises(ProxyRefused, match=f"403 Forbidden from {modproxy.url}") as e:
+        client.resolve("example.com/hello", "v1.0.0")
+    assert e.value.status == 502 and e.value.code == "proxy-refused" and e.value.retry_after is None
     assert second.requests == []
 
 

@@ -259,8 +259,15 @@ def _out_of_resources(e: gocmd.GoCommandError) -> bool:
 
 
 def _last_line(text: str) -> str:
+    """go's last message: its last unindented line, with the indented lines that follow it (a proxy's
+    "server response: ..." under its status line), on one line."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
+    if not lines:
+        return text
+    start = len(lines) - 1
+    while start > 0 and lines[start][:1].isspace():
+        start -= 1
+    return " ".join(line.strip() for line in lines[start:])
 
 
 def note(out: BinaryIO | None, text: str) -> None:

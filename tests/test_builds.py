@@ -156,3 +156,14 @@ def test_a_broken_build_cache_entry_is_built_again_without_the_cache(tmp_path: P
     with pytest.raises(gocmd.GoCommandError):
         builder.compiler._install(toolchain, tmp_path, ["--", "example.com/m@v1.0.0"], ("linux", "amd64"), out)
     assert len(calls) == 1
+
+
+def test_a_download_error_keeps_go_s_status_line_with_its_indented_reason() -> None:
+    # go prints the proxy's status on one line and the proxy's reason indented below it: both, on one line.
+    from gobuild import compiler
+
+    output = ("go: example.com/hello@v9.9.9: reading http://127.0.0.1:1/example.com/hello/@v/v9.9.9.info: "
+              "403 Forbidden\n\tserver response: This module version is not available.\n")
+    message = str(compiler._download_error("example.com/hello", "v9.9.9", output))
+    assert "403 Forbidden" in message and "server response: This module version is not available." in message
+    assert "\t" not in message and "\n" not in message

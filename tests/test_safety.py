@@ -135,6 +135,21 @@ def test_get_or_head_of_start_or_retry_is_a_405_and_builds_nothing(app: Flask, c
     assert services_of(app).coordinator.last(spec) is None  # nothing started
 
 
+def test_the_original_s_events_url_starts_a_build_only_for_an_admitted_get(
+        proxy: ModuleProxy, tmp_path: Path, server_cache: Path) -> None:
+    # The original's build page starts its build through its EventSource: we keep that, but a bad client or one
+    # over its limits is refused there as on the Start button, and a HEAD never starts one.
+    from gobuild.web.current import services_of
+
+    app = create_app(make_config(tmp_path / "data", proxy, cache_dir=str(server_cache),
+                                 bad_clients=[{"networks": "127.0.0.0/8", "user_agent": "Crawler"}]))
+    client = app.test_client()
+    spec = _spec(f"example.com/hello@v1.0.0/linux-mips64-{GOVERSION}/")
+    assert client.get(spec.link() + "events", headers={"User-Agent": "Crawler/1.0"}).status_code == 403
+    assert client.head(spec.link() + "events").status_code == 200
+    assert services_of(app).coordinator.last(spec) is None  # nothing started
+
+
 # 6: package dir is an import path; commands are shell-quoted --------------------------------
 
 

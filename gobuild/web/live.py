@@ -21,6 +21,7 @@ from ..phases import NO_PROGRESS, Progress, ProgressReader
 from ..spec import BuildSpec
 from ..states import BuildState, JobState
 from ..store import Result, Store
+from . import admission
 from .checkpoints import START, Checkpoint, LogCheckpoints
 from .current import services
 from .logview import LogFolder
@@ -331,8 +332,8 @@ def events(spec: BuildSpec) -> Response:
     """SSE for a build URL: joins (or starts) the build, then tails its log until it ends.
 
     Without Last-Event-ID or ?offset= this is the original's endpoint and starts the build if
-    none runs. A reader that resumes never starts one: it joins the running job or hears how the
-    last one ended.
+    none runs (admitted as the Start button is; never for a HEAD). A reader that resumes past
+    byte 0 never starts one: it joins the running job or hears how the last one ended.
     """
     limit = services().streams
     if not limit.acquire():
@@ -342,17 +343,25 @@ def events(spec: BuildSpec) -> Response:
     try:
         coordinator = services().coordinator
         offset, resuming = resume_offset()
-        job: Job | None
-        if not resuming:
-            job = coordinator.start(spec)
-        else:
-            job = coordinator.last(spec) or (coordinator.start(spec) if offset == 0 else None)
+        job = coordinator.last(spec) if resuming else None
+        if job is None and offset == 0:  # the original's endpoint (no offset), or a reader that had seen nothing
+            job = _start(spec)
         resp = _event_stream(_job_events(job, offset))
     except BaseException:
         limit.release()
         raise
     resp.call_on_close(limit.release)
     return resp
+
+
+def _start(spec: BuildSpec) -> Job | None:
+    """Start spec's build for the events stream, as the Start button would: admitted (bad clients, rate limits)
+    and never for a HEAD, which only asks whether the URL answers."""
+    s = services()
+    if request.method == "HEAD":
+        return s.coordinator.last(spec)
+    admission.admit(spec)
+    return s.coordinator.start(spec, initiator=admission.client())
 
 
 def _job_events(job: Job | None, offset: int) -> Iterator[str]:

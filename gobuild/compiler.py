@@ -258,6 +258,10 @@ def _out_of_resources(e: gocmd.GoCommandError) -> bool:
     return e.returncode < 0 or any(s in e.output.lower() for s in _RESOURCES)
 
 
+MAX_DETAIL_LINES = 8  # indented lines kept under go's last message (go shows about as many of a server's answer)
+MAX_MESSAGE = 1000  # characters of it in an error message; the whole output is in the build log
+
+
 def _last_line(text: str) -> str:
     """go's last message: its last unindented line, with the indented lines that follow it (a proxy's
     "server response: ..." under its status line), on one line."""
@@ -267,7 +271,8 @@ def _last_line(text: str) -> str:
     start = len(lines) - 1
     while start > 0 and lines[start][:1].isspace():
         start -= 1
-    return " ".join(line.strip() for line in lines[start:])
+    message = " ".join(line.strip() for line in lines[start:start + 1 + MAX_DETAIL_LINES])
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"
 
 
 def note(out: BinaryIO | None, text: str) -> None:

@@ -40,6 +40,7 @@ _CHUNK = 1 << 16
 _MOD_CACHE_SIZE = 512  # .mod files of exact versions never change: keep the recent ones
 
 T = TypeVar("T")
+_RETRYABLE_4XX = (408, 425, 429)  # timeout, too early, rate limited: a proxy that may answer later, not a refusal
 
 
 class GoProxyError(GobuildError):
@@ -460,7 +461,7 @@ class GoProxyClient:
             desc = _describe(resp, base)
         if resp.status_code in (404, 410):
             raise _ProxyNotFound(desc)
-        raise _ProxyFailed(desc, refused=400 <= resp.status_code < 500)
+        raise _ProxyFailed(desc, refused=400 <= resp.status_code < 500 and resp.status_code not in _RETRYABLE_4XX)
 
     def _get_bytes(self, base: str, path: str, limit: int = MAX_SMALL_BYTES) -> bytes:
         """A whole (small) response body, refused if longer than limit."""

@@ -131,6 +131,7 @@ def test_a_build_that_cannot_work_as_asked_shows_its_error_until_started_again(s
     assert doc["start_url"] == path + "start" and "retry_url" not in doc
     page = requests.get(server + path, timeout=60)
     assert page.status_code == 422 and "status-failed" in page.text, page.text[:500]
+    assert '<form method="post" action="start">' in page.text  # a way to start it again
     assert doc["error"]["message"].split(":")[0] in page.text
 
 

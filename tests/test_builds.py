@@ -167,3 +167,5 @@ def test_a_download_error_keeps_go_s_status_line_with_its_indented_reason() -> N
     message = str(compiler._download_error("example.com/hello", "v9.9.9", output))
     assert "403 Forbidden" in message and "server response: This module version is not available." in message
     assert "\t" not in message and "\n" not in message
+    flood = "go: inconsistent vendoring\n" + "\texample.com/m@v1.0.0: is explicitly required\n" * 300
+    assert len(str(compiler._download_error("example.com/hello", "v1.0.0", flood))) < 1100  # not 12 KB

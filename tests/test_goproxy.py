@@ -297,6 +297,11 @@ def test_a_refusal_is_not_a_module_not_found_nor_an_outage(modproxy: ModuleProxy
         client.resolve("example.com/hello", "v1.0.0")
     assert e.value.status == 502 and e.value.code == "proxy-refused" and e.value.retry_after is None
     assert second.requests == []
+    for busy in (408, 429):  # a timeout or a rate limit: trying again later may work
+        modproxy.fail("/", busy)
+        with pytest.raises(ProxyUnavailable) as unavailable:
+            client.resolve("example.com/hello", "v1.0.0")
+        assert not isinstance(unavailable.value, ProxyRefused) and unavailable.value.status == 503, busy
 
 
 def test_pipe_falls_through_on_error(modproxy: ModuleProxy, second: ModuleProxy) -> None:  # noqa: F811

@@ -232,7 +232,9 @@ def build_page(spec: BuildSpec, failure: Failure | None = None) -> Response | Ba
     html = render_template("build.html", spec=spec, status=status, log=log, offset=offset, poll=live.polling(),
                            reproduce=reproduce_command(spec, s.builder.settings.goproxy), columns=pages.related(spec),
                            newer=pages.newer(spec), get_command=s.get_command(spec, None, request.host))
-    return _no_store(html, 422 if status.state == BuildState.FAILED else 200)
+    failed = status.state == BuildState.FAILED
+    error = job.error if job is not None else None  # a failure never stored: its own status, as the JSON says
+    return _no_store(html, (error.status if error is not None else 422) if failed else 200)
 
 
 def _canonical(spec: BuildSpec) -> BuildSpec:

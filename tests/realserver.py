@@ -83,6 +83,17 @@ def _wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("server did not start listening within 10 s")
 
 
+@contextmanager
+def in_thread(server: Any, name: str | None = None) -> Iterator[str]:
+    """A waitress server (made with port 0 on 127.0.0.1) running in a thread of its own: its base URL."""
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        stop_in_thread_server(server, thread)
+
+
 def stop_in_thread_server(server: Any, thread: threading.Thread) -> None:
     """Stop a waitress server whose loop runs in thread, without racing that loop.
 

@@ -15,7 +15,7 @@ import requests
 
 from gobuild import serving
 from gobuild.web.fastpath import FastPath
-from tests.realserver import stop_in_thread_server
+from tests.realserver import in_thread
 
 IMMUTABLE = ("Cache-Control", "public, max-age=31536000, immutable")
 IO_THREAD = "waitress-io"
@@ -45,14 +45,11 @@ class App:
 @contextmanager
 def served(app: App, threads: int) -> Iterator[str]:
     fast = FastPath(app)
-    server = serving.create_server(fast, "127.0.0.1", 0, threads, prepare=fast.prepare)
-    thread = threading.Thread(target=server.run, name=IO_THREAD, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        app.release.set()
-        stop_in_thread_server(server, thread)
+    with in_thread(serving.create_server(fast, "127.0.0.1", 0, threads, prepare=fast.prepare), IO_THREAD) as base:
+        try:
+            yield base
+        finally:
+            app.release.set()  # before the server stops: its workers wait on it
 
 
 def test_kept_answers_are_served_while_every_worker_is_busy(tmp_path: Path) -> None:

@@ -22,19 +22,14 @@ from gobuild.store import Store
 from gobuild.web import create_app
 from tests.conftest import GOVERSION, make_config
 from tests.modproxy import ModuleProxy, hello_module
-from tests.realserver import stop_in_thread_server
+from tests.realserver import in_thread
 
 
 @contextmanager
-def served(app: Flask, threads: int) -> Iterator[tuple[str, Any]]:
+def served(app: Flask, threads: int) -> Iterator[str]:
     """The app behind gobuild's own waitress setup on a free port of 127.0.0.1."""
-    server = serving.create_server(app, "127.0.0.1", 0, threads)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}", server
-    finally:
-        stop_in_thread_server(server, thread)
+    with in_thread(serving.create_server(app, "127.0.0.1", 0, threads)) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +72,7 @@ def test_requests_waiting_for_builds_are_capped_with_retry_after(app: Flask, mon
     monkeypatch.setattr(services.builder, "_build", slow_build)
     first, second = _spec("slow1"), _spec("slow2")
     answers: list[int] = []
-    with served(app, 4) as (base, _):
+    with served(app, 4) as base:
         waiter = threading.Thread(target=lambda: answers.append(requests.get(
             base + first.link() + first.download_filename(), allow_redirects=False, timeout=120).status_code))
         waiter.start()
@@ -142,7 +137,7 @@ def test_the_build_queue_is_bounded(tmp_path: Path) -> None:
 
 def test_idle_connections_do_not_lock_anyone_out(app: Flask) -> None:
     serving.raise_open_files_limit()
-    with served(app, 4) as (base, _), ExitStack() as stack:
+    with served(app, 4) as base, ExitStack() as stack:
         port = int(base.rsplit(":", 1)[1])
         for _ in range(300):  # waitress' default connection_limit is 100
             s = stack.enter_context(socket.create_connection(("127.0.0.1", port)))
@@ -155,7 +150,7 @@ def test_idle_connections_do_not_lock_anyone_out(app: Flask) -> None:
 def test_slowloris_is_closed_after_the_header_timeout(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serving, "HEADER_TIMEOUT", 1)
     monkeypatch.setattr(serving, "CLEANUP_INTERVAL", 1)
-    with served(app, 4) as (base, _):
+    with served(app, 4) as base:
         port = int(base.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.settimeout(0.2)

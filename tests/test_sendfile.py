@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +14,7 @@ import pytest
 import requests
 
 from gobuild import serving
-from tests.realserver import stop_in_thread_server
+from tests.realserver import in_thread
 
 
 def file_app(path: Path, skip: int) -> Any:
@@ -33,13 +32,8 @@ def file_app(path: Path, skip: int) -> Any:
 
 @contextmanager
 def served(app: Any) -> Iterator[str]:
-    server = serving.create_server(app, "127.0.0.1", 0, 4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        stop_in_thread_server(server, thread)
+    with in_thread(serving.create_server(app, "127.0.0.1", 0, 4)) as base:
+        yield base
 
 
 @pytest.mark.parametrize("skip", [0, 12345])

@@ -28,7 +28,7 @@ from gobuild.web import create_app, live
 from tests.conftest import GOVERSION, make_config
 from tests.logsample import count_reads
 from tests.modproxy import ModuleProxy, hello_module
-from tests.realserver import stop_in_thread_server
+from tests.realserver import in_thread
 
 ROOT = Path(__file__).resolve().parent.parent
 HTMX = {"HX-Request": "true"}  # what htmx sends with each of its requests
@@ -582,13 +582,8 @@ def test_job_logs_are_removed_after_builds_and_stale_ones_at_start(app: Flask, b
 @contextmanager
 def serving(app: Flask, threads: int) -> Iterator[str]:
     """The app served by waitress on a free port of 127.0.0.1: its base URL."""
-    server: Any = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.effective_port}"
-    finally:
-        stop_in_thread_server(server, thread)
+    with in_thread(waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)) as base:
+        yield base
 
 
 def test_past_the_stream_cap_pages_poll_and_the_site_stays_responsive(app: Flask, built: tuple[BuildSpec, str],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from ..builds import Job
 from ..clients import client_address, module_allowed
 from ..errors import HTTPProblem
 from ..spec import BuildSpec, GoVersion, SpecError
@@ -63,6 +64,12 @@ def admit(spec: BuildSpec) -> None:
         kind = "recent" if recent else "old"
         s.metrics.rate_limited.labels(kind).inc()
         raise HTTPProblem(429, LIMITED.format(kind), retry_after=int(wait + 0.999))
+
+
+def start(spec: BuildSpec) -> Job:
+    """Start (or join) spec's build for this request: admitted first (403 or 429 otherwise)."""
+    admit(spec)
+    return services().coordinator.start(spec, initiator=client())
 
 
 def _recent(goversion: str) -> bool:

@@ -357,11 +357,9 @@ def events(spec: BuildSpec) -> Response:
 def _start(spec: BuildSpec) -> Job | None:
     """Start spec's build for the events stream, as the Start button would: admitted (bad clients, rate limits)
     and never for a HEAD, which only asks whether the URL answers."""
-    s = services()
     if request.method == "HEAD":
-        return s.coordinator.last(spec)
-    admission.admit(spec)
-    return s.coordinator.start(spec, initiator=admission.client())
+        return services().coordinator.last(spec)
+    return admission.start(spec)
 
 
 def _job_events(job: Job | None, offset: int) -> Iterator[str]:

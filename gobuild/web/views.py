@@ -180,8 +180,7 @@ def build_url(spec: BuildSpec, page: Page) -> str | Response | BaseResponse:
     if page == Page.LIVE:
         return live.fragment(spec)
     if page == Page.START:  # the Start button: opening the page itself never builds (crawlers)
-        admission.admit(spec)
-        s.coordinator.start(spec, initiator=admission.client())
+        admission.start(spec)
         return _redirect(urls.build_url(spec), 303)
     admission.admit(spec)
     try:
@@ -198,8 +197,7 @@ def failed_page(spec: BuildSpec, page: Page, failure) -> str | Response | BaseRe
     s = services()
     if page == Page.RETRY:  # forget the failure and build again: one click
         s.store.delete_failure(spec)
-        admission.admit(spec)
-        s.coordinator.start(spec, initiator=admission.client())
+        admission.start(spec)
         return _redirect(urls.build_url(spec), 303)
     if page == Page.LOG:
         return files.text(s.store.read_blob(failure.log), immutable=False)
